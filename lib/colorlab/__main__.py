@@ -1,0 +1,3 @@
+from colorlab.cli import main
+
+raise SystemExit(main())

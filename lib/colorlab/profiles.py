@@ -1,0 +1,61 @@
+"""Run profiles: how big a run is, from a classroom laptop to a GPU.
+
+`smoke` needs no dataset (photos that ship inside scikit-image and
+scikit-learn) and runs in seconds; `cpu` trains on the local MiniPlaces
+mirror within the `make reproduce` budget (whole study under an hour on two
+cores); `gpu` is the papers' scale. Models pick their own preset of the same
+name (`models.<paper>.PRESETS[profile]`); this module owns the data side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PROFILES = ("smoke", "cpu", "gpu")
+DEFAULT_PROFILE = "cpu"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One decoded array set: `data.decoded(name, split, size, limit)`."""
+
+    name: str
+    split: str
+    size: int
+    limit: int | None = None  # class-balanced deterministic subset; None = all
+
+
+def check(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    return profile
+
+
+def train_data(profile: str, size: int) -> DataSpec:
+    """Training images for a profile at a model's working size."""
+    return {
+        "smoke": DataSpec("smoke", "train", size),
+        "cpu": DataSpec("miniplaces", "train", size, limit=10_000),
+        "gpu": DataSpec("miniplaces", "train", size),
+    }[check(profile)]
+
+
+def val_data(profile: str, size: int) -> DataSpec:
+    """Validation images (loss curves, classification accuracy)."""
+    return {
+        "smoke": DataSpec("smoke", "val", size),
+        "cpu": DataSpec("miniplaces", "val", size, limit=500),
+        "gpu": DataSpec("miniplaces", "val", size),
+    }[check(profile)]
+
+
+def eval_sets(profile: str) -> list[tuple[str, str]]:
+    """(dataset, split) pairs that the comparison notebooks score, at full resolution."""
+    if check(profile) == "smoke":
+        return [("smoke", "val")]
+    return [("miniplaces", "val"), ("kodak24", "all"), ("sun8", "test"), ("imagenet-sample", "all")]
+
+
+def eval_limit(profile: str) -> int | None:
+    """At most this many images per evaluation set (None = all)."""
+    return {"smoke": 4, "cpu": 200, "gpu": None}[check(profile)]
