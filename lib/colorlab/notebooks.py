@@ -1,0 +1,140 @@
+"""The notebook runner behind `make reproduce`.
+
+Runs `notebooks/NN_*.ipynb` in numeric order through papermill, passing the
+profile to each notebook's `parameters` cell. Executed copies go to
+`results/executed/`, and a timing record to `results/reproduce.json`; the
+notebooks themselves write their tables and figures through
+`colorlab.reports`. A failing notebook stops the run with a non-zero exit
+that names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from colorlab import profiles, reports, settings
+
+NOTEBOOK_PATTERN = re.compile(r"^(\d\d)_[\w-]+\.ipynb$")
+
+
+def notebooks_dir() -> Path:
+    return settings.REPO_ROOT / "notebooks"
+
+
+def discover(folder: Path | None = None, only: list[str] | None = None) -> list[Path]:
+    """Numbered notebooks in order; `only` keeps those whose number or name matches."""
+    folder = folder or notebooks_dir()
+    found = sorted(p for p in folder.iterdir() if NOTEBOOK_PATTERN.match(p.name))
+    if only:
+        found = [p for p in found if any(p.name.startswith(o) or p.stem == o for o in only)]
+    return found
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised: names the notebook, the cell and the error."""
+
+
+@dataclass
+class Outcome:
+    notebook: str
+    seconds: float
+    executed: str
+
+
+def run_one(path: Path, profile: str, out_dir: Path, parameters: dict | None = None, timeout: int | None = None) -> Outcome:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / path.name
+    params = {"PROFILE": profile, **(parameters or {})}
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(executed),
+            parameters=params,
+            kernel_name="python3",
+            cwd=str(path.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
+    except PapermillExecutionError as err:
+        raise NotebookFailed(
+            f"{path.name}: cell {err.cell_index} (execution count {err.exec_count}) raised "
+            f"{err.ename}: {err.evalue}\n  executed copy with the traceback: {executed}"
+        ) from None
+    return Outcome(path.name, time.perf_counter() - start, str(executed))
+
+
+def reproduce(profile: str, only: list[str] | None = None, parameters: dict | None = None, timeout: int | None = None) -> list[Outcome]:
+    profiles.check(profile)
+    out_dir = settings.results_dir() / "executed"
+    outcomes = []
+    for nb in discover(only=only):
+        print(f"[reproduce] {nb.name} (PROFILE={profile}) ...", flush=True)
+        outcome = run_one(nb, profile, out_dir, parameters, timeout)
+        print(f"[reproduce] {nb.name} done in {outcome.seconds:.1f} s", flush=True)
+        outcomes.append(outcome)
+    record = {
+        "profile": profile,
+        "notebooks": [o.__dict__ for o in outcomes],
+        "total_seconds": sum(o.seconds for o in outcomes),
+    }
+    reports.save_json(record, f"reproduce_{profile}")
+    return outcomes
+
+
+def has_outputs(path: Path) -> bool:
+    nb = json.loads(path.read_text())
+    return any(c.get("outputs") or c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def _literal(value: str):
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=profiles.DEFAULT_PROFILE, choices=profiles.PROFILES)
+    parser.add_argument("--only", nargs="*", help="notebook numbers or names to run (default: all)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra parameter for every notebook (JSON literal or string)")
+    parser.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+
+
+def run(args: argparse.Namespace) -> int:
+    extra = dict(kv.split("=", 1) for kv in args.param)
+    try:
+        outcomes = reproduce(args.profile, args.only, {k: _literal(v) for k, v in extra.items()}, args.timeout)
+    except NotebookFailed as err:
+        print(f"[reproduce] FAILED {err}", file=sys.stderr)
+        return 1
+    total = sum(o.seconds for o in outcomes)
+    print(f"[reproduce] {len(outcomes)} notebooks in {total / 60:.1f} min; results in {settings.results_dir()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m colorlab.notebooks --check-clean NB...`: fail when a notebook carries outputs."""
+    parser = argparse.ArgumentParser(prog="python -m colorlab.notebooks")
+    parser.add_argument("--check-clean", nargs="*", type=Path, required=True)
+    args = parser.parse_args(argv)
+    dirty = [p for p in args.check_clean if has_outputs(p)]
+    for p in dirty:
+        print(f"{p}: has outputs committed; clear them (results come from `make reproduce`)", file=sys.stderr)
+    return 1 if dirty else 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    raise SystemExit(main())
