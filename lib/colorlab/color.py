@@ -221,7 +221,10 @@ def cheng_uv_to_target_np(uv: np.ndarray) -> np.ndarray:
 # --- 8-bit images <-> tensors ----------------------------------------------------
 def to_float(images: np.ndarray | torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 images (H,W,3) or (B,H,W,3) (or (.., H, W) gray) -> float (B, C, H, W) in [0, 1]."""
-    t = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    if not isinstance(images, torch.Tensor):
+        images = np.asarray(images)
+        images = images if images.flags.writeable else images.copy()  # memmaps, PIL buffers
+    t = torch.as_tensor(images)
     if t.dtype != torch.uint8:
         raise TypeError(f"to_float expects uint8 images, got {t.dtype}")
     if t.ndim == 2:  # (H, W) gray

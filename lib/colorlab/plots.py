@@ -1,0 +1,205 @@
+"""Figure helpers every notebook uses, so the study's figures look alike.
+
+- `image_grid`: photos side by side (grayscale input / predictions / ground
+  truth), column and row titles, a metric line under each image;
+- `loss_curves`: training and validation losses against the step;
+- `bar_with_ci`: means with their 95% confidence intervals (the long tables
+  of `colorlab.evaluation.summary_table`).
+
+Each returns a matplotlib `Figure`; save it with `colorlab.reports.save_figure`.
+matplotlib's backend is left alone when anything chose one (a notebook's
+inline backend, `MPLBACKEND`, `matplotlib.use`); only when nothing did is
+Agg selected, at the first figure (not at import), so a script or a test on
+a machine without a display never probes for a GUI.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+CELL_INCHES = 2.4  # side of one image in image_grid
+X_COLUMNS = ("step", "epoch", "time_s")  # history columns that are not curves
+
+
+def _pyplot():
+    get = getattr(matplotlib.rcParams, "_get_backend_or_none", None)
+    if get is not None and get() is None:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _displayable(img) -> tuple[np.ndarray, dict]:
+    """An image as imshow wants it, and the imshow options that keep its values honest."""
+    if hasattr(img, "detach"):  # a torch tensor; duck-typed so that plotting does not import torch
+        img = img.detach().float().cpu()
+        img = img.squeeze(0) if img.ndim == 3 and img.shape[0] == 1 else img
+        img = img.permute(1, 2, 0) if img.ndim == 3 and img.shape[0] == 3 else img  # (3, H, W) -> (H, W, 3)
+        img = img.numpy()
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[-1] not in (3, 4)):
+        raise ValueError(f"image_grid: cannot show an array of shape {img.shape} as an image")
+    vmax = 255 if img.dtype == np.uint8 else 1.0
+    # gray maps stretch to their own min / max unless told the range: a dark photo must stay dark
+    return img, ({"cmap": "gray", "vmin": 0, "vmax": vmax} if img.ndim == 2 else {})
+
+
+def image_grid(
+    rows: Sequence[Sequence],
+    row_titles: Sequence[str] | None = None,
+    col_titles: Sequence[str] | None = None,
+    annotations: Sequence[Sequence[str | None]] | None = None,
+    cell_inches: float = CELL_INCHES,
+):
+    """Images in a grid, one list per row -> Figure with len(rows) x (longest row) axes.
+
+    Images: (H, W, 3) or (H, W) arrays, uint8 or float in [0, 1], or torch
+    tensors (3, H, W) / (1, H, W). Gray images are drawn with a fixed 0..max
+    range. `annotations[i][j]` is written under image j of row i (e.g.
+    "PSNR 24.1 dB"); rows may be shorter than the longest, leaving blanks.
+    """
+    if not rows or not any(len(r) for r in rows):
+        raise ValueError("image_grid needs at least one image")
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    for what, given, want in (("row_titles", row_titles, n_rows), ("col_titles", col_titles, n_cols)):
+        if given is not None and len(given) != want:
+            raise ValueError(f"image_grid: {len(given)} {what} for {want} {what.split('_')[0]}s")
+    plt = _pyplot()
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell_inches * n_cols, cell_inches * n_rows + 0.3 * bool(annotations)),
+                             squeeze=False, layout="constrained")
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            if j >= len(row) or row[j] is None:
+                ax.axis("off")
+                continue
+            img, opts = _displayable(row[j])
+            ax.imshow(img, **opts)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            note = annotations[i][j] if annotations and i < len(annotations) and j < len(annotations[i]) else None
+            if note:
+                ax.set_xlabel(note, fontsize=9)
+            if col_titles is not None and i == 0:
+                ax.set_title(col_titles[j], fontsize=10)
+            if row_titles is not None and j == 0:
+                ax.set_ylabel(row_titles[i], fontsize=10)
+    return fig
+
+
+def _loss_columns(df: pd.DataFrame) -> list[str]:
+    """Columns worth drawing as loss curves: numeric, not an x axis, not an accuracy."""
+    return [c for c in df.columns if c not in X_COLUMNS and pd.api.types.is_numeric_dtype(df[c])
+            and not any(word in c.lower() for word in ("top", "acc"))]
+
+
+def loss_curves(
+    history: pd.DataFrame | Mapping[str, pd.DataFrame],
+    columns: Sequence[str] | None = None,
+    x: str = "step",
+    smooth: int = 1,
+    logy: bool = False,
+    title: str | None = None,
+    ylabel: str = "loss",
+):
+    """Loss against step for one training history (`train.fit(...).history`) or a dict {name: history}.
+
+    `columns` defaults to every numeric column except the x axes
+    (step, epoch, time_s) and accuracies (top-k). Validation columns (`val_*`)
+    are dashed with markers (they are sparse); `smooth` > 1 draws a rolling
+    mean of that many logged points for the other columns.
+    """
+    runs = dict(history) if isinstance(history, Mapping) else {"": history}
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    drawn = 0
+    for r, (name, df) in enumerate(runs.items()):
+        df = pd.DataFrame(df)
+        cols = list(columns) if columns is not None else _loss_columns(df)
+        missing = [c for c in cols if c not in df]
+        if missing:
+            raise KeyError(f"loss_curves: {name or 'history'} has no column(s) {missing}; it has {list(df.columns)}")
+        xs = df[x] if x in df else pd.Series(np.arange(len(df)), index=df.index)
+        for c, col in enumerate(cols):
+            keep = df[col].notna()  # validation rows are sparse: join the points that exist
+            y = df[col][keep]
+            is_val = col.startswith("val_")
+            if smooth > 1 and not is_val:
+                y = y.rolling(smooth, min_periods=1).mean()
+            colour = colours[(r if len(runs) > 1 else c) % len(colours)]
+            label = f"{name}: {col}" if name else col
+            ax.plot(xs[keep], y, color=colour, label=label, linestyle="--" if is_val else "-",
+                    marker="o" if is_val else None, markersize=3)
+            drawn += 1
+    ax.set_xlabel(x if any(x in pd.DataFrame(df) for df in runs.values()) else "logged point")
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    if drawn:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def bar_with_ci(
+    df: pd.DataFrame,
+    x: str | None = None,
+    hue: str | None = None,
+    facet: str | None = "metric",
+    value: str = "mean",
+    low: str = "ci95_low",
+    high: str = "ci95_high",
+    title: str | None = None,
+):
+    """Bars of `value` with error bars from `low` to `high` (a 95% CI), one axes per `facet` value.
+
+    Takes the long table of `evaluation.summary_table` (columns: groups...,
+    metric, mean, ci95_low, ci95_high). `x` names the bars (default: the
+    first group column); `hue` splits each bar into side-by-side bars (e.g.
+    the dataset); each metric gets its own axes because their scales differ.
+    Missing intervals (NaN, e.g. one image) draw no error bar.
+    """
+    stats = {value, low, high, "n"}
+    if x is None:
+        candidates = [c for c in df.columns if c not in stats and c not in (facet, hue)]
+        if not candidates:
+            raise ValueError(f"bar_with_ci: no column to put on the x axis in {list(df.columns)}")
+        x = candidates[0]
+    facets = list(pd.unique(df[facet])) if facet and facet in df else [None]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(facets), figsize=(max(3.2, 0.9 * df[x].nunique()) * len(facets), 3.6),
+                             squeeze=False, layout="constrained")
+    hues = list(pd.unique(df[hue])) if hue else [None]
+    width = 0.8 / len(hues)
+    for ax, f in zip(axes[0], facets):
+        part = df if f is None else df[df[facet] == f]
+        labels = list(pd.unique(part[x]))
+        for h_i, h in enumerate(hues):
+            sub = part if h is None else part[part[hue] == h]
+            sub = sub.set_index(x).reindex(labels)
+            mean = sub[value].to_numpy(dtype=float)
+            err = np.stack((mean - sub[low].to_numpy(dtype=float), sub[high].to_numpy(dtype=float) - mean))
+            pos = np.arange(len(labels)) + (h_i - (len(hues) - 1) / 2) * width
+            ax.bar(pos, mean, width, yerr=np.nan_to_num(err), capsize=3, label=None if h is None else str(h))
+        slanted = len(labels) > 3  # long method names overlap when upright
+        ax.set_xticks(np.arange(len(labels)), [str(v) for v in labels], rotation=30 if slanted else 0,
+                      ha="right" if slanted else "center")
+        ax.set_ylabel(str(f) if f is not None else value)
+        ax.grid(axis="y", alpha=0.3)
+        if hue:
+            ax.legend(fontsize=8, title=hue)
+    if title:
+        fig.suptitle(title)
+    return fig

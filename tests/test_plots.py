@@ -1,0 +1,99 @@
+"""colorlab.plots: each helper returns a Figure of the right shape that saves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from colorlab import evaluation, plots, reports
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def _img(h=16, w=20, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def test_image_grid(tmp_path):
+    gray = _img()[..., 0]
+    rows = [[gray, _img(seed=1), _img(seed=2)], [torch.rand(1, 16, 20), torch.rand(3, 16, 20)]]  # ragged
+    fig = plots.image_grid(rows, row_titles=["kodim01", "kodim02"], col_titles=["gray", "ours", "truth"],
+                           annotations=[[None, "PSNR 24.1 dB", ""], ["", "PSNR 21.0 dB"]])
+    assert isinstance(fig, Figure) and len(fig.axes) == 6
+    ax = fig.axes
+    assert ax[0].get_title() == "gray" and ax[0].get_ylabel() == "kodim01" and ax[3].get_ylabel() == "kodim02"
+    assert ax[1].get_xlabel() == "PSNR 24.1 dB" and ax[4].get_xlabel() == "PSNR 21.0 dB"
+    assert not ax[5].axison  # the blank cell of the short row
+    im = ax[0].get_images()[0]
+    assert im.get_cmap().name == "gray" and im.get_clim() == (0, 255)  # gray keeps its range, not stretched
+    path = reports.save_figure(fig, "grid", root=tmp_path)
+    assert path == tmp_path / "figures" / "grid.png" and path.stat().st_size > 1000
+
+
+def test_image_grid_checks_its_input():
+    with pytest.raises(ValueError, match="col_titles"):
+        plots.image_grid([[_img(), _img()]], col_titles=["one"])
+    with pytest.raises(ValueError, match="shape"):
+        plots.image_grid([[np.zeros((4, 4, 5))]])
+
+
+def test_loss_curves_single_and_several(tmp_path):
+    h = pd.DataFrame({"step": [1, 2, 3, 4], "epoch": [0.1, 0.2, 0.3, 0.4], "time_s": [1, 2, 3, 4],
+                      "train_loss": [1.0, 0.8, 0.7, 0.6], "val_loss": [np.nan, 0.9, np.nan, 0.7],
+                      "val_top1": [np.nan, 0.1, np.nan, 0.2]})
+    fig = plots.loss_curves(h, smooth=2)
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and ax.get_xlabel() == "step" and ax.get_ylabel() == "loss"
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["train_loss", "val_loss"]  # no x axes, no accuracy
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [1.0, 0.9, 0.75, 0.65])  # rolling mean of 2
+    np.testing.assert_array_equal(ax.get_lines()[1].get_xdata(), [2, 4])  # sparse validation points joined
+
+    fig = plots.loss_curves({"cpu": h, "smoke": h}, columns=["val_loss"], logy=True)
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["cpu: val_loss", "smoke: val_loss"]
+    assert fig.axes[0].get_yscale() == "log"
+    assert reports.save_figure(fig, "loss", root=tmp_path).exists()
+    with pytest.raises(KeyError, match="nope"):
+        plots.loss_curves(h, columns=["nope"])
+
+
+def test_bar_with_ci(tmp_path):
+    per_image = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "dataset": ["k", "k", "s"] * 2,
+                              "psnr": [20, 22, 24, 25, 27, 26], "ssim": [0.5, 0.6, 0.7, 0.8, 0.9, 0.85],
+                              "auc": [0.9] * 6, "colorfulness_ratio": [1.0] * 6})
+    table = evaluation.summary_table(per_image, by="method")
+    fig = plots.bar_with_ci(table)
+    assert len(fig.axes) == 4  # one per metric
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "psnr" and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([22.0, 26.0])
+
+    grouped = evaluation.summary_table(per_image, by=["dataset", "method"], columns=["psnr"])
+    fig = plots.bar_with_ci(grouped, x="method", hue="dataset")
+    assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 4  # 2 methods x 2 datasets
+    assert reports.save_figure(fig, "bars", root=tmp_path).exists()
+
+
+def _python(code: str, **env) -> str:
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | env
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ).stdout.split()
+
+
+def test_agg_only_when_no_backend_was_chosen():
+    code = ("import matplotlib, colorlab.plots as p; a = matplotlib.rcParams._get_backend_or_none(); "
+            "p.image_grid([[p.np.zeros((4, 4), 'uint8')]]); print(a, matplotlib.get_backend().lower())")
+    assert _python(code) == ["None", "agg"]  # importing chose nothing; the first figure chose Agg
+    assert _python(code, MPLBACKEND="pdf") == ["pdf", "pdf"]  # a chosen backend is left alone
