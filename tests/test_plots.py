@@ -97,3 +97,18 @@ def test_agg_only_when_no_backend_was_chosen():
             "p.image_grid([[p.np.zeros((4, 4), 'uint8')]]); print(a, matplotlib.get_backend().lower())")
     assert _python(code) == ["None", "agg"]  # importing chose nothing; the first figure chose Agg
     assert _python(code, MPLBACKEND="pdf") == ["pdf", "pdf"]  # a chosen backend is left alone
+
+
+def test_channel_grid_and_ab_histogram_shapes():
+    import torch
+
+    from colorlab import baselines, color, plots
+
+    rgb = torch.rand(1, 3, 8, 10)
+    fig = plots.channel_grid({"RGB": rgb, "Lab": color.rgb_to_lab(rgb)}, {"RGB": "RGB", "Lab": ["L*", "a*", "b*"]})
+    assert len([a for a in fig.axes if a.get_title()]) == 6
+    assert "Lab: a*" in fig.axes[-1].get_title() or any("Lab: a*" in a.get_title() for a in fig.axes)
+    counts, edges = baselines.ab_histogram(color.to_uint8(rgb), bins=16)
+    assert counts.sum() == 80 and counts.shape == (16, 16)
+    fig = plots.ab_histogram(counts, edges, mark=(1.0, 2.0), title="t")
+    assert fig.axes[0].get_xlabel().startswith("a*")

@@ -203,3 +203,37 @@ def bar_with_ci(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def channel_grid(spaces: Mapping[str, object], channel_names: Mapping[str, Sequence[str] | str], cell_inches: float = CELL_INCHES):
+    """One row per colour space, one panel per channel, each with its own colour bar.
+
+    `spaces` maps a space name to a (1, 3, H, W) tensor or (H, W, 3) array in that space's units.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(spaces), 3, figsize=(3 * cell_inches * 1.25, len(spaces) * cell_inches), squeeze=False)
+    for row, (space, img) in zip(axes, spaces.items()):
+        arr = img.detach().float().cpu().numpy()[0] if hasattr(img, "detach") else np.moveaxis(np.asarray(img), -1, 0)
+        names = channel_names.get(space, "123")
+        for ax, channel, name in zip(row, arr, names):
+            shown = ax.imshow(channel, cmap="gray" if name in ("R", "G", "B", "Y", "L*") else "coolwarm")
+            ax.set_title(f"{space}: {name}  [{channel.min():.2f}, {channel.max():.2f}]", fontsize=9)
+            ax.axis("off")
+            fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    fig.tight_layout()
+    return fig
+
+
+def ab_histogram(counts: np.ndarray, edges: np.ndarray, mark: tuple[float, float] | None = None, title: str = ""):
+    """Log-scaled 2-D histogram of a*b* (counts with a on rows), optionally marking one (a, b) point."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    shown = ax.imshow(np.log10(1 + counts.T), origin="lower", extent=(edges[0], edges[-1], edges[0], edges[-1]), cmap="magma")
+    fig.colorbar(shown, ax=ax, label="log10(1 + pixels)")
+    if mark is not None:
+        ax.plot(*mark, marker="+", color="cyan", markersize=14, mew=2, label=f"mean ab ({mark[0]:.1f}, {mark[1]:.1f})")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("a* (green - red)")
+    ax.set_ylabel("b* (blue - yellow)")
+    ax.set_title(title, fontsize=10)
+    return fig
