@@ -216,7 +216,11 @@ def channel_grid(spaces: Mapping[str, object], channel_names: Mapping[str, Seque
         arr = img.detach().float().cpu().numpy()[0] if hasattr(img, "detach") else np.moveaxis(np.asarray(img), -1, 0)
         names = channel_names.get(space, "123")
         for ax, channel, name in zip(row, arr, names):
-            shown = ax.imshow(channel, cmap="gray" if name in ("R", "G", "B", "Y", "L*") else "coolwarm")
+            if name in ("R", "G", "B", "Y", "L*"):
+                shown = ax.imshow(channel, cmap="gray")
+            else:  # signed chroma: centred so that neutral is white
+                m = float(np.abs(channel).max()) or 1.0
+                shown = ax.imshow(channel, cmap="coolwarm", vmin=-m, vmax=m)
             ax.set_title(f"{space}: {name}  [{channel.min():.2f}, {channel.max():.2f}]", fontsize=9)
             ax.axis("off")
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
