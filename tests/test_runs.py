@@ -1,0 +1,315 @@
+"""Runs keyed by config and code: reuse, resume, never stale; export to one safetensors file; CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import colorlab
+from colorlab import cli, color, models, profiles, runs, settings, train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: threads only add contention on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# --- a tiny registered model (this module is its source file) ----------------------------
+@dataclass
+class Inner:
+    sizes: tuple[int, int] = (3, 4)
+
+
+@dataclass
+class Config:
+    width: int = 4
+    n_classes: int = 3
+    train_size: int = 12
+    inner: Inner = field(default_factory=Inner)
+
+
+class Tiny(nn.Module):
+    fail_at: int | None = None  # class-wide: the next model built raises in this training call
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.features = nn.Sequential(nn.Conv2d(1, cfg.width, 3, padding=1), nn.BatchNorm2d(cfg.width), nn.ReLU())
+        self.to_ab = nn.Conv2d(cfg.width, 2, 3, padding=1)
+        self.calls = 0
+
+    def training_loss(self, batch):
+        if self.training:
+            self.calls += 1
+            if self.calls == Tiny.fail_at:
+                raise KeyboardInterrupt("killed")
+        rgb = batch["rgb"]
+        ab = self.to_ab(self.features(color.rgb_to_gray(rgb)))
+        loss = F.mse_loss(ab, color.rgb_to_lab(rgb)[:, 1:] / 100)
+        if "embedding" in batch:  # an extra per-sample array reaches the model
+            loss = loss + 0 * batch["embedding"].sum()
+        return loss, {"color": loss.item()}
+
+    @torch.no_grad()
+    def colorize(self, gray):
+        return color.join_lab(color.gray_to_L(gray), 100 * self.to_ab(self.features(gray)))
+
+
+def build(cfg: Config) -> Tiny:
+    return Tiny(cfg)
+
+
+PRESETS = {"smoke": Config()}
+TRAIN = {"smoke": dict(steps=3, batch_size=4, optimizer="adam", lr=1e-2, augment=True)}  # a module's own table
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(models.MODULES, "tiny", __name__)
+    monkeypatch.setattr(Tiny, "fail_at", None)
+    return "tiny"
+
+
+def arrays(n=12, size=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"rgb": rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), "label": rng.integers(0, 3, n)}
+
+
+def tcfg(**kw):
+    return train.TrainConfig(**{**dict(steps=6, batch_size=4, optimizer="adam", lr=1e-2, flip=True, eval_every=3,
+                                       ckpt_every=2, device="cpu"), **kw})
+
+
+def fit_arrays(name, mcfg=None, t=None, data_id="synthetic-v1", **kw):
+    return runs.train_or_load_arrays(name, mcfg or Config(), t or tcfg(), arrays(), arrays(5, seed=1), data_id,
+                                     progress=False, **kw)
+
+
+def no_training(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("trained although a finished run exists")
+
+    monkeypatch.setattr(train, "fit", fail)
+
+
+# --- keys ------------------------------------------------------------------------------
+def test_key_changes_with_everything_that_shapes_the_weights(tiny, monkeypatch):
+    spec = profiles.DataSpec("smoke", "train", 12)
+    data = runs.data_description(spec, None)
+    base = runs.run_key(tiny, Config(), tcfg(), data)
+    changed = [
+        runs.run_key(tiny, Config(width=5), tcfg(), data),
+        runs.run_key(tiny, Config(inner=Inner((3, 5))), tcfg(), data),
+        runs.run_key(tiny, Config(), tcfg(lr=0.1), data),
+        runs.run_key(tiny, Config(), tcfg(seed=1), data),
+        runs.run_key(tiny, Config(), tcfg(bf16=True), data),
+        runs.run_key(tiny, Config(), tcfg(), runs.data_description(dataclasses.replace(spec, size=16), None)),
+        runs.run_key(tiny, Config(), tcfg(), runs.data_description(dataclasses.replace(spec, limit=10), None)),
+        runs.run_key(tiny, Config(), tcfg(), runs.data_description(spec, None, {"emb": (None, None, "cache-a")})),
+    ]
+    assert len({base, *changed}) == len(changed) + 1
+    # bookkeeping fields do not change the weights, so they do not change the key
+    assert runs.run_key(tiny, Config(), tcfg(eval_every=7, ckpt_every=9, log_every=3, device="cuda"), data) == base
+    monkeypatch.setattr(runs, "code_version", lambda name: "0.1.0+edited")
+    assert runs.run_key(tiny, Config(), tcfg(), data) != base
+
+
+def test_code_version_digests_the_model_source(tiny):
+    version = runs.code_version(tiny)
+    assert version.startswith(colorlab.__version__ + "+")
+    assert runs.code_version("iizuka2016") != version
+
+
+def test_extras_identity_prefers_the_given_key_then_the_file_then_the_bytes(tmp_path):
+    a = np.arange(6, dtype=np.float32)
+    assert runs.extras_identity({"e": (a, a, "emb:sha=abc")}) == {"e": "emb:sha=abc"}
+    by_bytes = runs.extras_identity({"e": (a, a)})["e"]
+    assert by_bytes != runs.extras_identity({"e": (a + 1, a)})["e"]
+    np.save(tmp_path / "e.npy", a)
+    mm = np.load(tmp_path / "e.npy", mmap_mode="r")
+    assert str(tmp_path / "e.npy") in runs.extras_identity({"e": (mm, None)})["e"]
+
+
+def test_config_from_dict_restores_nested_and_tuple_fields():
+    cfg = Config(width=7, inner=Inner((1, 2)))
+    back = runs.config_from_dict(Config, json.loads(json.dumps(dataclasses.asdict(cfg))))
+    assert back == cfg and isinstance(back.inner.sizes, tuple)
+    with pytest.raises(ValueError, match="no fields.*depth"):
+        runs.config_from_dict(Config, {"depth": 3})
+
+
+# --- train or load ------------------------------------------------------------------------
+def test_train_then_load_without_training(tiny, monkeypatch):
+    first = fit_arrays(tiny)
+    assert first.done and first.dir == settings.runs_dir() / tiny / first.key[:12]
+    assert {"config.json", "checkpoint.pt", "history.csv", "final.pt", "metrics.json", "done"} <= {
+        p.name for p in first.dir.iterdir()}
+    config = json.loads((first.dir / "config.json").read_text())
+    assert config["model_config"]["inner"] == {"sizes": [3, 4]} and config["train_config"]["steps"] == 6
+    assert first.metrics["steps"] == 6 and np.isfinite(first.metrics["val_loss"])
+    gray = torch.rand(2, 1, 12, 12)
+    expected = first.model.colorize(gray)
+
+    no_training(monkeypatch)
+    again = fit_arrays(tiny)
+    assert again.key == first.key and again.done
+    assert torch.equal(again.model.colorize(gray), expected)
+    assert len(again.history) == len(first.history)
+
+
+def test_changed_config_or_code_is_never_served_stale(tiny, monkeypatch):
+    calls = []
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    first = fit_arrays(tiny)
+    wider = fit_arrays(tiny, Config(width=6))
+    other_data = fit_arrays(tiny, data_id="synthetic-v2")
+    monkeypatch.setattr(runs, "code_version", lambda name: "0.1.0+edited")
+    new_code = fit_arrays(tiny)
+    assert len(calls) == 4 and len({first.key, wider.key, other_data.key, new_code.key}) == 4
+    assert wider.model.features[0].out_channels == 6
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tiny, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLORLAB_RUNS", str(tmp_path / "clean"))
+    clean = fit_arrays(tiny)
+    monkeypatch.setenv("COLORLAB_RUNS", str(tmp_path / "killed"))
+    Tiny.fail_at = 5
+    with pytest.raises(KeyboardInterrupt):
+        fit_arrays(tiny)
+    Tiny.fail_at = None
+    partial = runs.load_run(tiny, clean.key)
+    assert not partial.done and torch.load(partial.dir / "checkpoint.pt", weights_only=True)["step"] == 4
+    resumed = fit_arrays(tiny)
+    assert resumed.key == clean.key and resumed.done
+    for k, v in clean.model.state_dict().items():
+        assert torch.allclose(v.float(), resumed.model.state_dict()[k].float(), atol=1e-6), k
+
+
+def test_train_or_load_decodes_the_specs_and_passes_extras(tiny, monkeypatch):
+    from colorlab import data
+
+    decoded_calls = []
+
+    def fake_decoded(name, split, size, limit=None, **kw):
+        decoded_calls.append((name, split, size, limit))
+        n = 12 if split == "train" else 5
+        a = arrays(n, size, seed=len(decoded_calls))
+        return data.Decoded(rgb=a["rgb"], labels=a["label"], names=[str(i) for i in range(n)], objects=None,
+                            skipped=[], reasons={}, path=None)
+
+    monkeypatch.setattr(data, "decoded", fake_decoded)
+    tr, va = profiles.DataSpec("smoke", "train", 12), profiles.DataSpec("smoke", "val", 12)
+    emb = {"embedding": (np.zeros((12, 5), np.float32), np.zeros((5, 5), np.float32), "emb-v1")}
+    run = runs.train_or_load(tiny, Config(), tcfg(steps=2), tr, va, emb, progress=False)
+    assert decoded_calls == [("smoke", "train", 12, None), ("smoke", "val", 12, None)]
+    assert run.config["data"]["extras"] == {"embedding": "emb-v1"} and run.done
+    bad = {"embedding": (np.zeros((11, 5), np.float32), np.zeros((5, 5), np.float32), "emb-v2")}
+    with pytest.raises(ValueError, match="11 rows"):
+        runs.train_or_load(tiny, Config(), tcfg(steps=2), tr, va, bad, progress=False)
+
+
+def test_smoke_profile_end_to_end_through_the_cli(capsys):
+    """`colorlab train` on the smoke dataset (no download), then `colorlab runs list`."""
+    from colorlab import data
+
+    assert cli.main(["train", "--model", "iizuka2016", "--profile", "smoke", "--steps", "3", "--no-progress",
+                     "--set", "eval_every=3"]) == 0
+    out = capsys.readouterr().out
+    assert "run " in out
+    found = runs.find_runs("iizuka2016", steps=3)
+    assert len(found) == 1 and found[0].train_config["crop"] == models.get("iizuka2016").WORK_SIZE["smoke"]
+    assert found[0].config["data"]["train"] == dataclasses.asdict(profiles.train_data("smoke", found[0].train_config["data_size"]))
+    assert data.decoded  # the data layer the CLI went through
+    assert cli.main(["runs", "list"]) == 0
+    assert found[0].key[:12] in capsys.readouterr().out
+
+
+# --- listing, finding, exporting ------------------------------------------------------------
+def test_list_find_and_load_runs(tiny):
+    a = fit_arrays(tiny)
+    b = fit_arrays(tiny, t=tcfg(seed=1))
+    df = runs.list_runs()
+    assert set(df["key"]) == {a.key[:12], b.key[:12]} and (df["status"] == "done").all()
+    assert {"method", "config", "data", "steps", "val_loss", "date"} <= set(df.columns)
+    assert "seed=1" in df.loc[df.key == b.key[:12], "config"].item()
+    assert [r.key for r in runs.find_runs(tiny, seed=1)] == [b.key]
+    assert [r.key for r in runs.find_runs(tiny, width=4, seed=0)] == [a.key]
+    assert runs.find_runs(tiny, width=5) == []
+    assert runs.load_run(tiny, a.key[:8]).key == a.key and runs.load_run(None, b.key[:6]).key == b.key
+    with pytest.raises(LookupError, match="no runs"):
+        runs.load_run(tiny, "ffffffff")
+
+
+def test_export_round_trip_gives_equal_outputs(tiny, tmp_path):
+    run = fit_arrays(tiny)
+    run.update_metrics(psnr=23.5)
+    path = runs.export(run, tmp_path / "tiny.safetensors")
+    model, meta = runs.load_exported(path)
+    gray = torch.rand(2, 1, 12, 12)
+    assert torch.equal(model.colorize(gray), run.model.colorize(gray))
+    assert meta["model_name"] == tiny and meta["key"] == run.key and meta["config"]["width"] == 4
+    assert meta["metrics"]["psnr"] == 23.5 and meta["colorlab_version"] and meta["data"]["arrays"] == "synthetic-v1"
+    assert meta["train_config"]["optimizer"] == "adam"
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:  # tensors only, nothing pickled
+        assert set(f.keys()) == set(run.model.state_dict())
+
+
+def test_export_refuses_unfinished_runs_and_foreign_files(tiny, tmp_path):
+    Tiny.fail_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        fit_arrays(tiny)
+    partial = runs.find_runs(tiny, done=False)[0]
+    with pytest.raises(ValueError, match="has not finished"):
+        runs.export(partial, tmp_path / "x.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ValueError, match="not a colorlab weights file"):
+        runs.load_exported(tmp_path / "foreign.safetensors")
+
+
+def test_runs_cli_list_and_export(tiny, tmp_path, capsys):
+    run = fit_arrays(tiny)
+    assert cli.main(["runs", "list", "--model", tiny]) == 0
+    assert run.key[:12] in capsys.readouterr().out
+    out = tmp_path / "w.safetensors"
+    assert cli.main(["runs", "export", run.key[:8], str(out)]) == 0
+    assert runs.load_exported(out)[1]["key"] == run.key
+    assert cli.main(["runs", "export", "abcdef99", str(tmp_path / "none.safetensors")]) == 1
+    assert "no runs" in capsys.readouterr().err
+
+
+def test_preset_falls_back_to_the_module_train_table(tiny):
+    t = train.preset(tiny, "smoke")
+    assert (t.steps, t.optimizer, t.crop, t.data_size) == (3, "adam", 12, 14)
+
+
+def test_train_command_hands_over_to_a_module_train_run(tiny, monkeypatch, capsys):
+    seen = {}
+
+    def train_run(profile, model_cfg, train_cfg, progress=True, resume=True):
+        seen.update(profile=profile, width=model_cfg.width, steps=train_cfg.steps, resume=resume)
+        return runs.train_or_load_arrays(tiny, model_cfg, train_cfg, arrays(8, 14), None, "hook", progress=progress)
+
+    monkeypatch.setattr(sys.modules[__name__], "train_run", train_run, raising=False)
+    assert cli.main(["train", "--model", tiny, "--profile", "smoke", "--steps", "2", "--set", "width=3",
+                     "--no-resume", "--no-progress"]) == 0
+    assert seen == {"profile": "smoke", "width": 3, "steps": 2, "resume": False}
+    assert "run " in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no such field"):
+        cli.main(["train", "--model", tiny, "--profile", "smoke", "--set", "depth=3"])
