@@ -125,3 +125,10 @@ def test_uint8_round_trip():
 def test_rejects_wrong_shapes():
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         color.rgb_to_lab(torch.rand(3, 4, 4))
+
+
+def test_yuv_unit_normalisation_covers_gamut():
+    uv = color.rgb_to_yuv(_edges())[:, 1:]
+    unit = color.yuv_uv_to_unit(uv)
+    assert unit.min() >= -1e-9 and unit.max() <= 1 + 1e-9
+    assert torch.allclose(color.yuv_unit_to_uv(unit), uv)

@@ -190,6 +190,16 @@ def iizuka_unit_to_ab(y: torch.Tensor) -> torch.Tensor:
     return IIZUKA_AB_RANGE * (2 * y - 1)
 
 
+def yuv_uv_to_unit(uv: torch.Tensor) -> torch.Tensor:
+    """Iizuka sec. 4.8 (colour-space comparison): UV "normalized to [0, 1]" for the sigmoid."""
+    return uv / (2 * uv.new_tensor((U_MAX, V_MAX)).view(1, 2, 1, 1)) + 0.5
+
+
+def yuv_unit_to_uv(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of `yuv_uv_to_unit`."""
+    return (y - 0.5) * 2 * y.new_tensor((U_MAX, V_MAX)).view(1, 2, 1, 1)
+
+
 def koala_L_to_input(L: torch.Tensor) -> torch.Tensor:
     """Baldassarre et al.: L in [0, 100] -> [-1, 1]."""
     return 2 * L / L_MAX - 1

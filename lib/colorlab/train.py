@@ -659,6 +659,31 @@ def fit(model: nn.Module, train_arrays: dict[str, np.ndarray], val_arrays: dict[
 
 
 # --- command line: `colorlab train` and `torchrun -m colorlab.train` ---------------------
+def train_profile(model_name: str, profile: str, model_cfg: Any = None, train_cfg: TrainConfig | None = None,
+                  progress: bool = True, resume: bool = True, **train_overrides):
+    """Train (or load the cached run of) `model_name` on the data of `profile` -> `runs.Run`.
+
+    The one entry point behind `colorlab train` and the notebooks. Defaults are
+    the model's preset and training preset for the profile; `train_overrides`
+    (e.g. `seed=1`) replace fields of the training config. A model module that
+    trains on something other than decoded images (or needs extra arrays, such
+    as classifier embeddings) provides `train_run(profile, model_cfg, train_cfg,
+    progress=, resume=)`, and this hands over to it.
+    """
+    from colorlab import models, profiles, runs
+
+    module = models.get(model_name)
+    model_cfg = module.PRESETS[profile] if model_cfg is None else model_cfg
+    train_cfg = preset(model_name, profile, model_cfg) if train_cfg is None else train_cfg
+    train_cfg = dataclasses.replace(train_cfg, **train_overrides)
+    if hasattr(module, "train_run"):
+        return module.train_run(profile, model_cfg, train_cfg, progress=progress, resume=resume)
+    data_profile = "gpu" if profile == "paper" else profile
+    size = train_cfg.data_size or work_size(model_name, model_cfg, profile)
+    train_spec, val_spec = profiles.train_data(data_profile, size), profiles.val_data(data_profile, size)
+    return runs.train_or_load(model_name, model_cfg, train_cfg, train_spec, val_spec, progress=progress, resume=resume)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model name (colorlab.models.MODULES)")
     parser.add_argument("--profile", default="cpu", help="smoke | cpu | gpu | paper (default: cpu)")
@@ -719,9 +744,9 @@ def run(args: argparse.Namespace) -> int:
     A model module that trains on something other than decoded images (or needs
     extra arrays, such as classifier embeddings) provides
     `train_run(profile, model_cfg, train_cfg, progress=, resume=) -> runs.Run`,
-    and the command hands over to it.
+    and the command hands over to it (see `train_profile`).
     """
-    from colorlab import models, profiles, runs
+    from colorlab import models
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -740,15 +765,8 @@ def run(args: argparse.Namespace) -> int:
     if main:
         print(f"model {args.model} ({args.profile}): {model_cfg}\ntrain: {train_cfg}")
     try:
-        if hasattr(module, "train_run"):
-            result = module.train_run(args.profile, model_cfg, train_cfg, progress=not args.no_progress,
-                                      resume=args.resume)
-        else:
-            data_profile = "gpu" if args.profile == "paper" else args.profile
-            size = train_cfg.data_size or work_size(args.model, model_cfg, args.profile)
-            train_spec, val_spec = profiles.train_data(data_profile, size), profiles.val_data(data_profile, size)
-            result = runs.train_or_load(args.model, model_cfg, train_cfg, train_spec, val_spec,
-                                        progress=not args.no_progress, resume=args.resume)
+        result = train_profile(args.model, args.profile, model_cfg, train_cfg, progress=not args.no_progress,
+                               resume=args.resume)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
