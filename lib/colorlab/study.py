@@ -45,7 +45,11 @@ def _evenly(items: list, limit: int | None) -> list:
 
 
 def load_eval_set(dataset: str, split: str, limit: int | None = None) -> EvalSet:
-    """Read up to `limit` colour images of a split at full resolution."""
+    """Read the colour images among `limit` files spread evenly over a split, at full resolution.
+
+    Gray or unreadable files among them are skipped and listed in `skipped`, so a
+    set may hold fewer than `limit` images; the choice never depends on pixel content.
+    """
     names, rgbs, skipped = [], [], []
     for sample in _evenly(data.samples(dataset, split), limit):
         try:
@@ -106,3 +110,83 @@ def summarize(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "method
     out = df.groupby(list(by), sort=False)[cols].mean().reset_index()
     out.insert(len(by), "images", df.groupby(list(by), sort=False).size().values)
     return out
+
+
+# --- Trained runs across seeds: the study's uncertainty ---------------------------
+EVAL_VERSION = 1  # bump when scoring changes, so cached per-run scores are recomputed
+
+
+def evaluate_run(run, eval_set: EvalSet, limit: int | None = None, progress: bool = False) -> pd.DataFrame:
+    """Per-image metrics of a trained run on an evaluation set, cached in the run's folder.
+
+    The run folder is keyed by the run's config and code, and the file name by the
+    evaluation set, its size and the scoring version, so a cached score is never stale.
+    """
+    path = run.dir / f"eval_v{EVAL_VERSION}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    df = evaluate({run.model_name: run.model}, eval_set, progress=progress)
+    from colorlab import reports
+
+    reports.atomic_write_text(path, df.to_csv(index=False))
+    return df
+
+
+def score_variants(variants: dict[str, list], eval_set: EvalSet, progress: bool = True) -> pd.DataFrame:
+    """Per-image metrics for every run of every variant: adds columns `variant` and `seed`."""
+    frames = []
+    for variant, run_list in variants.items():
+        for run in tqdm(run_list, desc=f"scoring {variant}", disable=not progress, leave=False):
+            df = evaluate_run(run, eval_set)
+            frames.append(df.assign(variant=variant, seed=run.train_config["seed"]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def per_seed(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "variant", "seed")) -> pd.DataFrame:
+    """One row per trained run: the mean of each metric over the images."""
+    df = per_image.replace([np.inf, -np.inf], np.nan)
+    cols = [c for c in METRIC_COLUMNS if c in df]
+    return df.groupby(list(by), sort=False)[cols].mean().reset_index()
+
+
+def seed_ci(seed_means: pd.DataFrame, by: tuple[str, ...] = ("dataset", "variant"),
+            columns: tuple[str, ...] = ("psnr", "ssim", "auc", "colorfulness_ratio")) -> pd.DataFrame:
+    """Mean over seeds and its 95% t-interval, per group: the uncertainty of training, not of the images."""
+    rows = []
+    for key, g in seed_means.groupby(list(by), sort=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)), seeds=len(g))
+        for col in columns:
+            mean, lo, hi = metrics.summarize(g[col])
+            row.update({col: mean, f"{col}_ci_low": lo, f"{col}_ci_high": hi})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_difference(seed_means: pd.DataFrame, a: str, b: str, metric: str, dataset: str | None = None) -> dict:
+    """Mean of (a - b) over seeds that both variants trained with, and its 95% t-interval.
+
+    Pairing by seed removes the variation that the seed causes in both (same data
+    order and initial weights where the architectures allow), so smaller effects show.
+    """
+    df = seed_means if dataset is None else seed_means[seed_means["dataset"] == dataset]
+    wide = df.pivot_table(index="seed", columns="variant", values=metric)
+    diff = (wide[a] - wide[b]).dropna()
+    mean, lo, hi = metrics.summarize(diff)
+    return {"a": a, "b": b, "metric": metric, "dataset": dataset, "seeds": len(diff), "diff": mean, "ci_low": lo, "ci_high": hi}
+
+
+def verdict(diff: dict, claim: str = "a>b", margin: float = 0.0) -> str:
+    """`reproduced`, `not reproduced` or `inconclusive` for a claim about a paired difference.
+
+    claim "a>b": the interval lies above `margin`; "a~b" (similar): the interval lies
+    inside (-margin, margin). The opposite evidence gives `not reproduced`; an interval
+    that straddles the line gives `inconclusive`.
+    """
+    lo, hi = diff["ci_low"], diff["ci_high"]
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "inconclusive"
+    if claim == "a>b":
+        return "reproduced" if lo > margin else "not reproduced" if hi < margin else "inconclusive"
+    if claim == "a~b":
+        return "reproduced" if (-margin < lo and hi < margin) else "not reproduced" if (lo > margin or hi < -margin) else "inconclusive"
+    raise ValueError(f"unknown claim {claim!r}; use 'a>b' or 'a~b'")

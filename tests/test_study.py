@@ -1,0 +1,76 @@
+"""The study's statistics: per-seed means, intervals over seeds, paired differences and verdicts."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from colorlab import baselines, study
+
+
+def _seed_means(values_a, values_b, dataset="d"):
+    rows = [{"dataset": dataset, "variant": v, "seed": s, "psnr": x}
+            for v, vals in (("a", values_a), ("b", values_b)) for s, x in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_paired_difference_uses_matching_seeds():
+    df = _seed_means([21.0, 22.0, 23.0], [20.0, 21.0, 22.0])
+    d = study.paired_difference(df, "a", "b", "psnr")
+    # every paired difference is exactly 1: zero-width interval around 1
+    assert d["diff"] == pytest.approx(1.0) and d["ci_low"] == pytest.approx(1.0) and d["seeds"] == 3
+    assert study.verdict(d, "a>b") == "reproduced"
+    assert study.verdict(study.paired_difference(df, "b", "a", "psnr"), "a>b") == "not reproduced"
+
+
+def test_verdict_inconclusive_and_similarity():
+    noisy = study.paired_difference(_seed_means([21, 19, 22.5], [20, 21, 20]), "a", "b", "psnr")
+    assert noisy["ci_low"] < 0 < noisy["ci_high"]
+    assert study.verdict(noisy, "a>b") == "inconclusive"
+    close = study.paired_difference(_seed_means([20.0, 20.1, 20.05], [20.02, 20.08, 20.04]), "a", "b", "psnr")
+    assert study.verdict(close, "a~b", margin=0.5) == "reproduced"
+    far = study.paired_difference(_seed_means([25.0, 25.1, 25.2], [20.0, 20.1, 20.2]), "a", "b", "psnr")
+    assert study.verdict(far, "a~b", margin=0.5) == "not reproduced"
+    with pytest.raises(ValueError):
+        study.verdict(far, "a<<b")
+
+
+def test_seed_ci_matches_t_interval():
+    df = _seed_means([20.0, 22.0, 24.0], [1.0, 1.0, 1.0]).assign(ssim=0.5, auc=0.9, colorfulness_ratio=0.3)
+    table = study.seed_ci(df).set_index("variant")
+    # mean 22, sd 2, n 3: half-width t(0.975, 2) * 2 / sqrt(3) = 4.303 * 1.1547 = 4.968
+    assert table.loc["a", "psnr"] == pytest.approx(22.0)
+    assert table.loc["a", "psnr_ci_high"] - 22.0 == pytest.approx(4.968, abs=1e-3)
+    assert table.loc["a", "seeds"] == 3
+
+
+def test_evaluate_and_summarize_on_arrays():
+    rgb = np.random.default_rng(0).integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    eval_set = study.EvalSet("toy", "val", ["x", "y"], list(rgb))
+    df = study.evaluate({"gray": baselines.GrayBaseline()}, eval_set, include_truth=True, progress=False)
+    assert set(df["method"]) == {"gray", study.TRUTH} and len(df) == 4
+    summary = study.summarize(df).set_index("method")
+    assert summary.loc[study.TRUTH, "ssim"] == pytest.approx(1.0)
+    assert summary.loc["gray", "colorfulness_ratio"] == pytest.approx(0.0)
+    assert summary.loc["gray", "images"] == 2
+
+
+def test_colorize_u8_keeps_size_and_lightness():
+    rgb = np.random.default_rng(1).integers(0, 256, (13, 17, 3), dtype=np.uint8)
+    out, seconds = study.colorize_u8(baselines.GrayBaseline(), rgb)
+    assert out.shape == rgb.shape and seconds >= 0
+    assert np.all(out[..., 0] == out[..., 1])
+
+
+def test_load_eval_set_skips_grayscale_and_spreads_limit(tmp_path):
+    from PIL import Image
+
+    for i in range(6):
+        arr = np.full((8, 8, 3), 40 * i, np.uint8)
+        arr[..., 0] += 10 if i != 2 else 0  # image 2 is gray
+        Image.fromarray(arr).save(tmp_path / f"im{i}.png")
+    full = study.load_eval_set(str(tmp_path), "all")
+    assert len(full) == 5 and len(full.skipped) == 1 and "grayscale" in full.skipped[0]
+    three = study.load_eval_set(str(tmp_path), "all", limit=3)
+    # the limit picks files spread over the list (0, 2, 5); the gray one among them is skipped, and counted
+    assert [n.split(".")[0] for n in three.names] == ["im0", "im5"] and len(three.skipped) == 1
