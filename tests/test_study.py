@@ -35,13 +35,16 @@ def test_verdict_inconclusive_and_similarity():
         study.verdict(far, "a<<b")
 
 
-def test_seed_ci_matches_t_interval():
+def test_seed_ci_matches_t_interval_and_formats():
     df = _seed_means([20.0, 22.0, 24.0], [1.0, 1.0, 1.0]).assign(ssim=0.5, auc=0.9, colorfulness_ratio=0.3)
-    table = study.seed_ci(df).set_index("variant")
+    table = study.seed_ci(df)
+    row = table[(table.variant == "a") & (table.metric == "psnr")].iloc[0]
     # mean 22, sd 2, n 3: half-width t(0.975, 2) * 2 / sqrt(3) = 4.303 * 1.1547 = 4.968
-    assert table.loc["a", "psnr"] == pytest.approx(22.0)
-    assert table.loc["a", "psnr_ci_high"] - 22.0 == pytest.approx(4.968, abs=1e-3)
-    assert table.loc["a", "seeds"] == 3
+    assert row["mean"] == pytest.approx(22.0) and row["n"] == 3
+    assert row["ci95_high"] - 22.0 == pytest.approx(4.968, abs=1e-3)
+    wide = study.format_ci(table).set_index("variant")
+    assert wide.loc["a", "psnr"] == "22.000 [17.032, 26.968]"
+    assert wide.loc["b", "psnr"] == "1.000 [1.000, 1.000]"
 
 
 def test_evaluate_and_summarize_on_arrays():

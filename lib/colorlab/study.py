@@ -151,15 +151,29 @@ def per_seed(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "variant
 
 def seed_ci(seed_means: pd.DataFrame, by: tuple[str, ...] = ("dataset", "variant"),
             columns: tuple[str, ...] = ("psnr", "ssim", "auc", "colorfulness_ratio")) -> pd.DataFrame:
-    """Mean over seeds and its 95% t-interval, per group: the uncertainty of training, not of the images."""
+    """Mean over seeds and its 95% t-interval: the uncertainty of training, not of the images.
+
+    Long format, as `evaluation.summary_table`: groups..., metric, mean, ci95_low, ci95_high, n (seeds).
+    """
     rows = []
     for key, g in seed_means.groupby(list(by), sort=False):
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,)), seeds=len(g))
+        group = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         for col in columns:
             mean, lo, hi = metrics.summarize(g[col])
-            row.update({col: mean, f"{col}_ci_low": lo, f"{col}_ci_high": hi})
-        rows.append(row)
+            rows.append({**group, "metric": col, "mean": mean, "ci95_low": lo, "ci95_high": hi, "n": len(g)})
     return pd.DataFrame(rows)
+
+
+def format_ci(long: pd.DataFrame, index: tuple[str, ...] = ("dataset", "variant"), digits: int = 3) -> pd.DataFrame:
+    """Long mean/CI table -> one row per group, one "mean [low, high]" column per metric (for reading)."""
+    def cell(r):
+        if not np.isfinite(r["ci95_low"]):
+            return f"{r['mean']:.{digits}f}"
+        return f"{r['mean']:.{digits}f} [{r['ci95_low']:.{digits}f}, {r['ci95_high']:.{digits}f}]"
+
+    out = long.assign(value=long.apply(cell, axis=1))
+    wide = out.pivot_table(index=list(index), columns="metric", values="value", aggfunc="first", sort=False)
+    return wide.reset_index().rename_axis(columns=None)
 
 
 def paired_difference(seed_means: pd.DataFrame, a: str, b: str, metric: str, dataset: str | None = None) -> dict:
