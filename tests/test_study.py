@@ -77,3 +77,12 @@ def test_load_eval_set_skips_grayscale_and_spreads_limit(tmp_path):
     three = study.load_eval_set(str(tmp_path), "all", limit=3)
     # the limit picks files spread over the list (0, 2, 5); the gray one among them is skipped, and counted
     assert [n.split(".")[0] for n in three.names] == ["im0", "im5"] and len(three.skipped) == 1
+
+
+def test_paired_by_image_and_claims_table():
+    per_image = pd.DataFrame([{"dataset": "d", "method": m, "image": f"i{k}", "auc": v}
+                              for m, vals in (("a", [0.9, 0.8, 0.7]), ("b", [0.85, 0.75, 0.65])) for k, v in enumerate(vals)])
+    d = study.paired_by_image(per_image, "a", "b", "auc", "d")
+    assert d["images"] == 3 and d["diff"] == pytest.approx(0.05) and d["ci_low"] == pytest.approx(0.05)
+    table = study.claims_table([{**d, "claim": "a beats b", "verdict": study.verdict(d, "a>b")}])
+    assert list(table.columns)[:2] == ["claim", "dataset"] and table.loc[0, "verdict"] == "reproduced"

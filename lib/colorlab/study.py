@@ -204,3 +204,53 @@ def verdict(diff: dict, claim: str = "a>b", margin: float = 0.0) -> str:
     if claim == "a~b":
         return "reproduced" if (-margin < lo and hi < margin) else "not reproduced" if (lo > margin or hi < -margin) else "inconclusive"
     raise ValueError(f"unknown claim {claim!r}; use 'a>b' or 'a~b'")
+
+
+def hard_cases(eval_set: EvalSet, fraction: float = 0.25) -> list[str]:
+    """Names of the images the gray baseline colours worst (lowest AuC): the most colourful scenes.
+
+    The paper's "hard cases" (Iizuka sec. 4.8) are chosen by eye; this makes the
+    notion measurable without looking at any method's output.
+    """
+    from colorlab.baselines import GrayBaseline
+
+    df = evaluate({"gray": GrayBaseline()}, eval_set, progress=False)
+    k = max(1, round(fraction * len(df)))
+    return df.nsmallest(k, "auc")["image"].tolist()
+
+
+def claims_table(rows: list[dict]) -> pd.DataFrame:
+    """Claims beside measurements: each row a `paired_difference` dict plus `claim`, `paper`, `verdict`, `why`."""
+    cols = ["claim", "paper", "dataset", "metric", "a", "b", "seeds", "images", "ours", "diff", "ci_low", "ci_high", "verdict", "why"]
+    df = pd.DataFrame(rows)
+    return df.reindex(columns=[c for c in cols if c in df])
+
+
+@torch.inference_mode()
+def classification_accuracy(model, spec, batch: int = 256) -> dict:
+    """Scene top-1 / top-5 of `model.classify` on the grayscale images of a decoded split (`profiles.DataSpec`)."""
+    decoded = data.decoded(spec.name, spec.split, spec.size, spec.limit)
+    logits = torch.cat([model.classify(color.rgb_to_gray(color.to_float(decoded.rgb[i : i + batch])))
+                        for i in range(0, len(decoded.rgb), batch)])
+    acc = metrics.topk_accuracy(logits, torch.as_tensor(np.asarray(decoded.labels)), ks=(1, 5))
+    return {"images": len(decoded.rgb), "top1": acc[1], "top5": acc[5], "chance_top1": 1 / logits.shape[1]}
+
+
+def paired_by_image(per_image: pd.DataFrame, a: str, b: str, metric: str, dataset: str) -> dict:
+    """Mean of (a - b) over the images both methods coloured, with its 95% t-interval (uncertainty of the images)."""
+    df = per_image[per_image["dataset"] == dataset].replace([np.inf, -np.inf], np.nan)
+    wide = df.pivot_table(index="image", columns="method", values=metric)
+    diff = (wide[a] - wide[b]).dropna()
+    mean, lo, hi = metrics.summarize(diff)
+    return {"a": a, "b": b, "metric": metric, "dataset": dataset, "images": len(diff), "diff": mean, "ci_low": lo, "ci_high": hi}
+
+
+def proportion_difference(p_a: float, p_b: float, n: int, a: str = "a", b: str = "b", metric: str = "top1") -> dict:
+    """Difference of two accuracies on the same n images, with a normal-approximation 95% interval.
+
+    The images are shared, so the unpaired standard error used here is conservative
+    (it ignores the positive correlation between the two conditions).
+    """
+    se = float(np.sqrt((p_a * (1 - p_a) + p_b * (1 - p_b)) / max(n, 1)))
+    diff = p_a - p_b
+    return {"a": a, "b": b, "metric": metric, "images": n, "diff": diff, "ci_low": diff - 1.96 * se, "ci_high": diff + 1.96 * se}
