@@ -35,11 +35,13 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## create .venv from the pinned versions (skipped when up to date)
 
+# Tests run tiny networks, where a second thread only adds synchronisation (and, on a
+# shared machine, threads spinning against other jobs): one thread per process.
 test: $(STAMP) ## run every test, notebooks included (smoke profile)
-	$(BIN)/python -m pytest -q tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q tests
 
 test-fast: $(STAMP) ## tests without the slow ones (training, notebooks)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest -q -m "not slow" tests
 
 reproduce: $(STAMP) ## run the whole study: notebooks in order, results/ (PROFILE=cpu)
 	$(BIN)/colorlab reproduce --profile $(PROFILE)
