@@ -185,16 +185,6 @@ def test_other_colour_spaces_keep_Y(space):
     assert float((Y - gray.double()).abs()[keep].max()) < 1e-4
 
 
-def test_uv_normalisation_round_trip_and_range():
-    rgb = torch.rand(1, 3, 16, 16)
-    rgb[0, :, 0, 0] = torch.tensor([0.0, 0.0, 1.0])  # the extremes of U and V
-    rgb[0, :, 0, 1] = torch.tensor([1.0, 0.0, 0.0])
-    uv = color.rgb_to_yuv(rgb)[:, 1:]
-    unit = iz._uv_to_unit(uv)
-    assert 0 <= float(unit.min()) and float(unit.max()) <= 1 + 1e-6
-    assert torch.allclose(iz._unit_to_uv(unit), uv, atol=1e-6)
-
-
 def test_global_branch_takes_any_global_size():
     for g in (40, 64, 17):
         net = _net(replace(SMOKE, global_size=g)).eval()
