@@ -396,6 +396,7 @@ def export(run: Run, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; a file handed to a class must be readable
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
