@@ -154,7 +154,16 @@ class _Pipeline(nn.Module):
         """(H, W, N) smoothed class probabilities of the whole image (not local, so never tiled)."""
         if "semantic" not in self.cfg.levels:
             return None
-        return features.high_level(gray, self.parser(), feature_config(self.cfg))
+        parser, fcfg = self.parser(), feature_config(self.cfg)
+        # Variants that share a parser (the ablation, the clustered model) see the same photos:
+        # keep the last few maps on the parser, keyed by the image and the smoothing settings.
+        memo = parser.__dict__.setdefault("_semantic_memo", {})
+        key = (hashlib.blake2b(np.ascontiguousarray(gray).tobytes(), digest_size=16).hexdigest(), gray.shape, repr(fcfg))
+        if key not in memo:
+            while len(memo) >= SEMANTIC_MEMO:
+                memo.pop(next(iter(memo)))
+            memo[key] = features.high_level(gray, parser, fcfg)
+        return memo[key]
 
     def net_for(self, gray: np.ndarray, semantic: np.ndarray | None) -> "ChengNet":
         raise NotImplementedError
@@ -182,6 +191,7 @@ class _Pipeline(nn.Module):
         return color.join_yuv(gray, uv_t)  # (B, 3, H, W)
 
 
+SEMANTIC_MEMO = 4  # semantic maps kept per parser (N x 4 bytes per pixel of the working image)
 STD_FLOOR = 0.1  # every feature lies in [0, 1]: a smaller spread is scaled up at most 10x
 
 
