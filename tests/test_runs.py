@@ -307,3 +307,10 @@ def test_train_command_hands_over_to_a_module_train_run(tiny, monkeypatch, capsy
     assert "run " in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no such field"):
         cli.main(["train", "--model", tiny, "--profile", "smoke", "--set", "depth=3"])
+
+
+def test_listing_ignores_other_artefacts_in_the_runs_folder():
+    other = settings.runs_dir() / "parser" / "abc123"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text('{"key": "abc123", "parser": {}}')
+    assert runs.list_runs().empty

@@ -310,7 +310,8 @@ def _all_runs(model_name: str | None = None) -> list[Run]:
     if not root.exists():
         return []
     folders = root.glob(f"{model_name}/*") if model_name else root.glob("*/*")
-    runs = [Run(c["key"], f, c) for f in sorted(folders) if (c := _read_config(f)) and "key" in c]
+    # other trained artefacts share the folder (e.g. the scene parser's cache): keep colorization runs only
+    runs = [Run(c["key"], f, c) for f in sorted(folders) if (c := _read_config(f)) and "key" in c and "model_name" in c]
     return sorted(runs, key=lambda r: r.config.get("created", ""))
 
 
