@@ -102,7 +102,8 @@ def test_failing_notebook_is_named_with_its_cell(tmp_path, monkeypatch):
     with pytest.raises(notebooks.NotebookFailed) as err:
         notebooks.run_one(nb, "smoke", tmp_path / "executed")
     message = str(err.value)
-    assert "00_broken.ipynb" in message and "cell 2" in message and "boom smoke" in message
+    # the third cell as the user sees it (papermill's injected parameters cell is not counted)
+    assert "00_broken.ipynb" in message and "cell 3 " in message and "boom smoke" in message
 
 
 def test_check_clean_flags_outputs(tmp_path):

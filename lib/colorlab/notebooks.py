@@ -48,6 +48,18 @@ class Outcome:
     executed: str
 
 
+def source_cell(path: Path, executed_index: int) -> int:
+    """1-based number, in the notebook as written, of a cell of its executed copy.
+
+    papermill inserts an `injected-parameters` cell after the `parameters` cell, which
+    shifts every later cell by one in the executed copy.
+    """
+    cells = json.loads(path.read_text())["cells"]
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    shift = 1 if tagged and executed_index > tagged[0] else 0
+    return executed_index - shift + 1
+
+
 def run_one(path: Path, profile: str, out_dir: Path, parameters: dict | None = None, timeout: int | None = None) -> Outcome:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -68,7 +80,7 @@ def run_one(path: Path, profile: str, out_dir: Path, parameters: dict | None = N
         )
     except PapermillExecutionError as err:
         raise NotebookFailed(
-            f"{path.name}: cell {err.cell_index} (execution count {err.exec_count}) raised "
+            f"{path.name}: cell {source_cell(path, err.cell_index)} (execution count {err.exec_count}) raised "
             f"{err.ename}: {err.evalue}\n  executed copy with the traceback: {executed}"
         ) from None
     return Outcome(path.name, time.perf_counter() - start, str(executed))
