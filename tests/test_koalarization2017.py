@@ -128,6 +128,13 @@ def test_training_uses_the_precomputed_embedding(monkeypatch, random_classifier)
     torch.testing.assert_close(computed, given, rtol=1e-4, atol=1e-6)
 
 
+def test_preset_falls_back_to_the_random_classifier_only_at_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORLAB_DATA", str(tmp_path / "no-data"))
+    assert koala.preset("smoke").classifier == RANDOM
+    assert koala.preset("cpu").classifier == "mobilenet_v2"  # and loading it says how to get it
+    assert replace(koala.preset("smoke"), classifier="mobilenet_v2") == koala.PRESETS["smoke"]
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError, match="embedding"):
         koala.Config(embedding="probabilities")

@@ -221,41 +221,38 @@ def benchmark(sizes: tuple[int, ...] = (224, 512), preset: str = "paper", repeat
     return out
 
 
-def train(profile: str, cfg: Config | None = None, train_cfg=None, progress: bool = True):
-    """The trained `colorlab.runs.Run` of this model for `profile`: reused when finished, else trained.
-
-    The classifier embeddings of the training and validation images are
-    computed first (once; `colorlab.embeddings`) and passed as per-sample
-    extras. `train_cfg` defaults to `colorlab.train.preset("koalarization2017", profile)`.
-    """
-    from colorlab import embeddings, profiles, runs
-    from colorlab import train as training
-
-    cfg = cfg or PRESETS[profile]
-    tcfg = train_cfg or training.preset("koalarization2017", profile, cfg)
-    train_spec, val_spec = profiles.train_data(profile, tcfg.data_size), profiles.val_data(profile, tcfg.data_size)
-    extras = None
-    if cfg.use_embedding:
-        device = training.resolve_device(tcfg.device)
-        extras = embeddings.extras(train_spec, val_spec, cfg.classifier_config(), cfg.embed_size, device, progress)
-    return runs.train_or_load("koalarization2017", cfg, tcfg, train_spec, val_spec, extras, progress=progress)
-
-
-def train_run(profile: str, cfg: Config, train_cfg, progress: bool = True, resume: bool = True):
-    """The `colorlab.train.train_profile` hook: the classifier embeddings travel as per-sample extras."""
-    data_profile = "gpu" if profile == "paper" else profile  # the paper's data is the gpu profile's
-    return train(data_profile, cfg, train_cfg, progress)
-
-
 def preset(profile: str) -> Config:
     """`PRESETS[profile]`; at `smoke` with no MobileNetV2 file, the random stand-in (labelled as such).
 
     The smoke profile must run without any data; every other profile needs the real classifier
     and says how to get it when it is missing.
     """
-    from dataclasses import replace
-
-    from colorlab.models import mobilenet_v2
-
     cfg = PRESETS[profile]
     return replace(cfg, classifier=mobilenet_v2.resolve(cfg.classifier, fallback_random=profile == "smoke").name)
+
+
+def train(profile: str, cfg: Config | None = None, train_cfg=None, progress: bool = True, resume: bool = True):
+    """The trained `colorlab.runs.Run` of this model for `profile`: reused when finished, else trained.
+
+    The classifier embeddings of the training and validation images are
+    computed first (once; `colorlab.embeddings`) and passed as per-sample
+    extras. Defaults: `preset(profile)` and `colorlab.train.preset("koalarization2017", profile)`.
+    """
+    from colorlab import embeddings, profiles, runs
+    from colorlab import train as training
+
+    cfg = cfg or preset(profile)
+    tcfg = train_cfg or training.preset("koalarization2017", profile, cfg)
+    train_spec, val_spec = profiles.train_data(profile, tcfg.data_size), profiles.val_data(profile, tcfg.data_size)
+    extras = None
+    if cfg.use_embedding:
+        device = training.resolve_device(tcfg.device)
+        extras = embeddings.extras(train_spec, val_spec, cfg.classifier_config(), cfg.embed_size, device, progress)
+    return runs.train_or_load("koalarization2017", cfg, tcfg, train_spec, val_spec, extras, progress=progress,
+                              resume=resume)
+
+
+def train_run(profile: str, cfg: Config, train_cfg, progress: bool = True, resume: bool = True):
+    """The `colorlab.train.train_profile` hook: the classifier embeddings travel as per-sample extras."""
+    data_profile = "gpu" if profile == "paper" else profile  # the paper's data is the gpu profile's
+    return train(data_profile, cfg, train_cfg, progress, resume)
