@@ -176,7 +176,7 @@ REGISTRY: dict[str, Dataset] = {
         Dataset(
             name="imagenet-sample",
             folder="imagenet-sample",
-            title="One ILSVRC-2012 image per class (1,000; 23 grayscale), shorter side 256 px",
+            title="One ILSVRC-2012 image per class (1,000; 25 without colour: 23 grayscale files, 2 RGB with equal channels), shorter side 256 px",
             splits=("all",),
             parser="colorlab.data.imagenet_sample",
             marker="n15075141_toilet_tissue.JPEG",  # the last wnid in sorted order
