@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,6 +163,26 @@ def test_train_then_load_without_training(tiny, monkeypatch):
     assert again.key == first.key and again.done
     assert torch.equal(again.model.colorize(gray), expected)
     assert len(again.history) == len(first.history)
+
+
+def test_two_callers_of_one_unfinished_run_train_it_once(tiny, monkeypatch, capsys):
+    calls, started, real_fit = [], threading.Event(), train.fit
+
+    def slow_fit(*args, **kwargs):
+        calls.append(1)
+        started.set()
+        time.sleep(0.5)  # the second caller arrives while this one trains
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", slow_fit)
+    first = []
+    worker = threading.Thread(target=lambda: first.append(fit_arrays(tiny)))
+    worker.start()
+    assert started.wait(30)
+    second = fit_arrays(tiny)  # waits on the run's lock, then loads what the first trained
+    worker.join()
+    assert len(calls) == 1 and second.done and second.key == first[0].key
+    assert "being trained by another process; waiting" in capsys.readouterr().err
 
 
 def test_changed_config_or_code_is_never_served_stale(tiny, monkeypatch):

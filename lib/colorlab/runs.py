@@ -15,8 +15,9 @@ run is loaded instead of trained, or an interrupted one resumed.
         metrics.json    final numbers; notebooks may add their own (Run.update_metrics)
         done            written last: the run is complete
 
-Two processes asking for the same unfinished run at once would both train it;
-run them one after the other. `export(run, path)` writes one self-describing
+Two processes asking for the same unfinished run take turns: the second waits on
+the run folder's lock file (POSIX `flock`) and then loads what the first trained.
+Under torchrun the ranks coordinate among themselves and take no lock. `export(run, path)` writes one self-describing
 safetensors file (metadata: model_name, config, train_config, data, metrics,
 colorlab_version, key); `load_exported(path)` rebuilds the model from it.
 """
@@ -24,6 +25,7 @@ colorlab_version, key); `load_exported(path)` rebuilds the model from it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -226,10 +228,40 @@ def _finish(run: Run, result: training.TrainResult) -> None:
     reports.atomic_write_text(run.dir / "done", _dt.datetime.now().isoformat(timespec="seconds") + "\n")
 
 
+@contextlib.contextmanager
+def _lock(folder: Path):
+    """Hold the run folder's lock while it is checked and trained (one process; no-op under torchrun or without flock)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        fcntl = None
+    if fcntl is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[runs] {folder} is being trained by another process; waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _train_or_load(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, data: dict,
                    load_arrays: Callable[[], tuple[dict, dict | None]], progress: bool, resume: bool) -> Run:
     key = run_key(model_name, model_cfg, train_cfg, data)
     folder = run_dir(model_name, key)
+    with _lock(folder):
+        return _train_or_load_locked(model_name, model_cfg, train_cfg, data, load_arrays, progress, resume, key, folder)
+
+
+def _train_or_load_locked(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, data: dict,
+                          load_arrays: Callable[[], tuple[dict, dict | None]], progress: bool, resume: bool,
+                          key: str, folder: Path) -> Run:
     existing = _read_config(folder)
     if existing is not None and existing.get("key") != key:
         raise RuntimeError(f"{folder} holds run {existing.get('key')}, not {key}: a 12-digit key clash; move it away")

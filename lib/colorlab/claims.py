@@ -1,0 +1,110 @@
+"""The papers' claims beside our measurements, each with a verdict and a reason.
+
+Notebooks 05 (ablations, paired by seed) and 06 (comparison, paired by image)
+build their claims tables here, so the wording of a claim, its source in the
+paper and the rule that turns an interval into a verdict live in one place.
+A verdict is `reproduced`, `not reproduced` or `inconclusive` (`study.verdict`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from colorlab import bench, study
+
+# Iizuka Table 3: 512 x 512 on an 8-core Intel Core i7-5960X, no GPU.
+IIZUKA_CPU_512_S = 1.676
+# Cheng sec. 3.3: 256 x 256 in Matlab, hardware not given.
+CHENG_MATLAB_256_S = 4.9
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """Variant `a` should beat variant `b` (claim "a>b") in the paper's words."""
+
+    a: str
+    b: str
+    claim: str
+    paper: str
+    model: str  # "iizuka2016", "koalarization2017" or "cheng2015": which evaluation set it is scored on
+
+
+ABLATIONS = (
+    Ablation("full", "no global features", "global features improve colourization",
+             "Iizuka sec. 4.3: 92.6% vs 69.8% natural", "iizuka2016"),
+    Ablation("full", "alpha = 0", "the classification loss improves colourization",
+             "Iizuka sec. 4.2 (qualitative)", "iizuka2016"),
+    Ablation("with embedding", "without embedding", "the classifier embedding improves colourization",
+             "Baldassarre et al. (qualitative)", "koalarization2017"),
+    Ablation("patch+daisy", "patch", "DAISY adds to the 7x7 patch", "Cheng sec. 3.2 (qualitative)", "cheng2015"),
+    Ablation("patch+daisy+semantic", "patch+daisy", "semantic features add to patch + DAISY",
+             "Cheng sec. 3.2, Fig. 6 (qualitative)", "cheng2015"),
+    Ablation("patch+daisy+semantic", "no refinement", "the joint bilateral filter helps",
+             "Cheng sec. 3.2.5 (qualitative)", "cheng2015"),
+    Ablation("clustered", "patch+daisy+semantic", "adaptive clustering helps", "Cheng journal, Fig. 7 (qualitative)", "cheng2015"),
+)
+
+
+def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
+                    metrics: tuple[str, ...] = ("auc", "psnr", "colorfulness_ratio")) -> pd.DataFrame:
+    """One row per ablation and metric: the seed-paired difference a - b, its 95% CI and verdict.
+
+    `datasets` maps each model name of `ABLATIONS` to the dataset its variants were scored on.
+    """
+    rows = []
+    for ab in ABLATIONS:
+        for metric in metrics:
+            r = study.paired_difference(seed_means, ab.a, ab.b, metric, datasets[ab.model])
+            rows.append({**r, "claim": ab.claim, "paper": ab.paper, "verdict": study.verdict(r, "a>b"),
+                         "why": f"95% CI of ({ab.a}) - ({ab.b}) in {metric} over {r['seeds']} seeds"})
+    return study.claims_table(rows)
+
+
+def _speed_row(claim: str, paper: str, ours: float, target: float, why: str, measured: bool) -> dict:
+    if not measured or not math.isfinite(ours):
+        verdict = "inconclusive"
+    else:
+        verdict = "reproduced" if ours <= target else "not reproduced"
+    return {"claim": claim, "paper": paper, "metric": "seconds", "ours": ours, "verdict": verdict, "why": why}
+
+
+def comparison_claims(per_image: pd.DataFrame, comparison: pd.DataFrame, semantic_table: pd.DataFrame,
+                      semantic_dataset: str, speed_iizuka: dict, speed_cheng: dict, full_scale: bool = True) -> pd.DataFrame:
+    """Notebook 06's claims: quality paired by image, semantic top-1, speed against each paper's figure.
+
+    `per_image` is `study.evaluate` output over every set; `comparison` its `study.summarize`;
+    `semantic_table` is `semantic.semantic_test` output on `semantic_dataset`; the speeds are `bench.bench_iizuka_inference`
+    and `cheng2015.benchmark` results. `full_scale=False` (the smoke profile, tiny images only)
+    makes the speed verdicts inconclusive, since the paper's sizes were not timed.
+    """
+    rows = []
+    for dataset in per_image["dataset"].unique():
+        r = study.paired_by_image(per_image, "iizuka2016", "cheng2015", "auc", dataset)
+        rows.append({**r, "claim": "Iizuka colours better than Cheng", "paper": "Iizuka Fig. 4 (qualitative)",
+                     "verdict": study.verdict(r, "a>b"), "why": f"per-image paired difference over {r['images']} images"})
+
+    top1 = dict(zip(semantic_table["condition"], semantic_table["top1"]))
+    sem = study.proportion_difference(top1.get("koalarization2017", math.nan), top1.get("grayscale", math.nan),
+                                      int(semantic_table["images"].iloc[0]), "koalarization2017", "grayscale")
+    rows.append({**sem, "dataset": semantic_dataset, "claim": "Koalarization's colours help a classifier (vs gray)",
+                 "paper": "Baldassarre sec. 1 (motivation)", "verdict": study.verdict(sem, "a>b"),
+                 "why": "difference of top-1 accuracies, normal approximation"})
+
+    at_512 = speed_iizuka.get("sizes", {}).get("512", {})
+    iizuka_s = min((at_512[d]["median_s"] for d in ("fp32", "bf16") if d in at_512), default=math.nan)
+    cores = bench.physical_cores()
+    rows.append(_speed_row(f"Iizuka: 512x512 in {IIZUKA_CPU_512_S} s on an 8-core CPU", "Iizuka Table 3", iizuka_s,
+                           IIZUKA_CPU_512_S, f"paper-size net, BN folded, best of fp32/bf16 on {cores} cores"
+                           + ("" if full_scale else " (smoke: 512 not timed)"), full_scale))
+    cheng_s = speed_cheng.get("sizes", {}).get("256", {}).get("median_s", math.nan)
+    rows.append(_speed_row(f"Cheng: 256x256 in {CHENG_MATLAB_256_S} s (Matlab)", "Cheng sec. 3.3", cheng_s, CHENG_MATLAB_256_S,
+                           "features + net + filter, median" + ("" if full_scale else " (smoke: 256 not timed)"), full_scale))
+
+    cheng_psnr = comparison.query("method == 'cheng2015'").set_index("dataset")["psnr"]
+    rows.append({"claim": "Cheng: 23-31 dB PSNR on scene photos", "paper": "Cheng Fig. 9 (7 hand-picked images)", "metric": "psnr",
+                 "dataset": cheng_psnr.index[0], "ours": cheng_psnr.iloc[0], "verdict": "inconclusive",
+                 "why": "the paper's numbers are single hand-picked images, not a test set; ours is a mean over a split"})
+    return study.claims_table(rows)
