@@ -291,6 +291,16 @@ def test_presets_follow_the_model_working_size():
         train.preset("iizuka2016", "laptop")
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_presets_use_bf16_only_where_the_cpu_has_it(monkeypatch, native):
+    assert isinstance(train.native_bf16(), bool)
+    monkeypatch.setattr(train, "native_bf16", lambda: native)
+    for model in ("iizuka2016", "koalarization2017"):
+        assert train.preset(model, "cpu").bf16 is native
+        assert train.preset(model, "gpu").bf16 is False and train.preset(model, "smoke").bf16 is False
+    assert train.preset("iizuka2016", "cpu", bf16=not native).bf16 is (not native)  # an explicit choice wins
+
+
 def test_iizuka_smoke_preset_trains(tmp_path):
     from colorlab.models import iizuka2016
 
