@@ -58,6 +58,31 @@ def test_evaluate_and_summarize_on_arrays():
     assert summary.loc["gray", "images"] == 2
 
 
+class _CountingGray(baselines.GrayBaseline):
+    calls = 0
+
+    def colorize(self, gray):
+        type(self).calls += 1
+        return super().colorize(gray)
+
+
+def test_a_run_is_scored_once_per_set_and_cached_in_its_folder(tmp_path):
+    from colorlab import runs
+
+    rgb = list(np.random.default_rng(2).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8))
+    eval_set = study.EvalSet("toy", "val", ["a", "b", "c"], rgb)
+    run = runs.Run("f" * 64, tmp_path, {"model_name": "toy-model"}, _model=_CountingGray())
+    first = study.evaluate({"mine": run, "gray": baselines.GrayBaseline()}, eval_set, progress=False)
+    assert list(first["method"].unique()) == ["mine", "gray"] and _CountingGray.calls == 3
+    again = study.evaluate({"mine": run}, eval_set, progress=False)
+    assert _CountingGray.calls == 3  # read back, not recomputed
+    pd.testing.assert_frame_equal(again, first[first["method"] == "mine"].reset_index(drop=True), check_dtype=False)
+    other = study.EvalSet("toy", "val", ["a", "b", "d"], rgb)  # same size, other images: scored anew
+    study.evaluate({"mine": run}, other, progress=False)
+    assert _CountingGray.calls == 6 and len(list(tmp_path.glob("eval_*.csv"))) == 2
+    assert torch.equal(run.colorize(torch.zeros(1, 1, 4, 4)), _CountingGray().colorize(torch.zeros(1, 1, 4, 4)))
+
+
 def test_colorize_u8_keeps_size_and_lightness():
     rgb = np.random.default_rng(1).integers(0, 256, (13, 17, 3), dtype=np.uint8)
     out, seconds = study.colorize_u8(baselines.GrayBaseline(), rgb)

@@ -148,7 +148,10 @@ def config_from_dict(cls, values: dict):
 # --- runs ----------------------------------------------------------------------------
 @dataclass
 class Run:
-    """A run folder. `.model` loads the trained weights (eval mode) on first use."""
+    """A run folder. `.model` loads the trained weights (eval mode) on first use.
+
+    `study.evaluate` scores a run once per evaluation set and caches the scores in its folder.
+    """
 
     key: str
     dir: Path
@@ -201,6 +204,10 @@ class Run:
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
             self._model = model.eval()
         return self._model
+
+    def colorize(self, gray: torch.Tensor, **kwargs) -> torch.Tensor:
+        """The trained model's colourisation: a run is a colorizer wherever one is expected."""
+        return self.model.colorize(gray, **kwargs)
 
 
 def run_dir(model_name: str, key: str) -> Path:

@@ -9,6 +9,7 @@ originals have no colour ground truth: they are skipped and counted.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -86,18 +87,26 @@ def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool 
     """Per-image metrics of every method: columns method, dataset, image, psnr, ssim, auc, colorfulness_ratio, seconds.
 
     `include_truth` adds the ground truth scored against itself, the ceiling of every metric.
+    A trained run (`runs.Run`) is scored through `evaluate_run`: once per set, cached in its folder.
     """
-    rows = []
+    from colorlab.runs import Run
+
+    frames = []
     if include_truth:
-        rows += [{"method": TRUTH, "dataset": eval_set.dataset, "image": n, **metrics.image_metrics(rgb, rgb), "seconds": 0.0}
-                 for n, rgb in zip(eval_set.names, eval_set.rgb)]
+        frames.append(pd.DataFrame([{"method": TRUTH, "dataset": eval_set.dataset, "image": n, **metrics.image_metrics(rgb, rgb),
+                                     "seconds": 0.0} for n, rgb in zip(eval_set.names, eval_set.rgb)]))
     for name, method in methods.items():
+        if isinstance(method, Run):
+            frames.append(evaluate_run(method, eval_set, progress=progress).assign(method=name))
+            continue
+        rows = []
         for img_name, rgb in tqdm(list(zip(eval_set.names, eval_set.rgb)), desc=f"{name} on {eval_set.dataset}",
                                   disable=not progress, leave=False):
             pred, seconds = colorize_u8(method, rgb)
             rows.append({"method": name, "dataset": eval_set.dataset, "image": img_name,
                          **metrics.image_metrics(pred, rgb), "seconds": seconds})
-    return pd.DataFrame(rows)
+        frames.append(pd.DataFrame(rows))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 METRIC_COLUMNS = ("psnr", "ssim", "auc", "colorfulness_ratio", "seconds")
@@ -116,13 +125,14 @@ def summarize(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "method
 EVAL_VERSION = 1  # bump when scoring changes, so cached per-run scores are recomputed
 
 
-def evaluate_run(run, eval_set: EvalSet, limit: int | None = None, progress: bool = False) -> pd.DataFrame:
+def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame:
     """Per-image metrics of a trained run on an evaluation set, cached in the run's folder.
 
     The run folder is keyed by the run's config and code, and the file name by the
-    evaluation set, its size and the scoring version, so a cached score is never stale.
+    evaluation set, its images and the scoring version, so a cached score is never stale.
     """
-    path = run.dir / f"eval_v{EVAL_VERSION}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}.csv"
+    names = hashlib.sha256("\n".join(eval_set.names).encode()).hexdigest()[:12]
+    path = run.dir / f"eval_v{EVAL_VERSION}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{names}.csv"
     if path.exists():
         return pd.read_csv(path)
     df = evaluate({run.model_name: run.model}, eval_set, progress=progress)
