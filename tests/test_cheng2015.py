@@ -254,3 +254,31 @@ def test_train_and_train_clustered_on_smoke(monkeypatch):
     monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("retrained a finished run"))
     assert cheng2015.train(cfg, "smoke", steps=30, progress=False).key == run.key
     assert cheng2015.train_clustered(cfg, "smoke", steps=30, progress=False).key == clustered.key
+
+
+def test_feature_ablation_scores_the_chosen_sets_once_per_seed(monkeypatch, tmp_path):
+    from colorlab import baselines, study
+
+    rgb = list(np.random.default_rng(0).integers(0, 256, (2, 12, 12, 3), dtype=np.uint8))
+    sets = [study.EvalSet("sun8", "test", ["a", "b"], rgb), study.EvalSet("kodak24", "all", ["c", "d"], rgb)]
+    monkeypatch.setattr(cheng2015, "eval_sets", lambda profile, limit=None: sets)
+    seen = []
+
+    def fake_variants(profile, seed, progress):
+        seen.append(seed)
+        (tmp_path / str(seed)).mkdir(exist_ok=True)
+        return {"patch": baselines.GrayBaseline()}, tmp_path / str(seed)
+
+    monkeypatch.setattr(cheng2015, "_variant_runs", fake_variants)
+    scores = cheng2015.feature_ablation("cpu", seeds=(0, 1), datasets=("sun8",), progress=False)
+    assert set(scores["dataset"]) == {"sun8"} and sorted(scores["seed"].unique()) == [0, 1] and len(scores) == 4
+    assert [len(list((tmp_path / s).glob("ablation_*sun8*.csv"))) for s in ("0", "1")] == [1, 1]
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("scored again although the scores are cached")
+
+    monkeypatch.setattr(study, "evaluate", no_scoring)
+    again = cheng2015.feature_ablation("cpu", seeds=(0, 1), datasets=("sun8",), progress=False)
+    assert again.equals(scores) and seen == [0, 1, 0, 1]
+    with pytest.raises(ValueError, match="no evaluation set"):
+        cheng2015.feature_ablation("cpu", datasets=("imagenet-sample",), progress=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -125,21 +126,30 @@ def summarize(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "method
 EVAL_VERSION = 1  # bump when scoring changes, so cached per-run scores are recomputed
 
 
-def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame:
-    """Per-image metrics of a trained run on an evaluation set, cached in the run's folder.
+def set_digest(eval_set: EvalSet) -> str:
+    """Names an evaluation set's images: part of every cached score's file name."""
+    return hashlib.sha256("\n".join([eval_set.dataset, eval_set.split, *eval_set.names]).encode()).hexdigest()[:12]
 
-    The run folder is keyed by the run's config and code, and the file name by the
-    evaluation set, its images and the scoring version, so a cached score is never stale.
+
+def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: str, progress: bool = False) -> pd.DataFrame:
+    """`evaluate`, kept in `folder` (a run's folder, keyed by everything that made its weights).
+
+    The file name carries `tag` (which methods), the set, a digest of its images and the
+    scoring version, so a cached score is never stale while `folder` stands for the methods.
     """
-    names = hashlib.sha256("\n".join(eval_set.names).encode()).hexdigest()[:12]
-    path = run.dir / f"eval_v{EVAL_VERSION}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{names}.csv"
-    if path.exists():
-        return pd.read_csv(path)
-    df = evaluate({run.model_name: run.model}, eval_set, progress=progress)
     from colorlab import reports
 
+    path = Path(folder) / f"{tag}_v{EVAL_VERSION}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{set_digest(eval_set)}.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    df = evaluate(methods, eval_set, progress=progress)
     reports.atomic_write_text(path, df.to_csv(index=False))
     return df
+
+
+def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame:
+    """Per-image metrics of a trained run on an evaluation set, cached in the run's folder."""
+    return evaluate_cached({run.model_name: run.model}, eval_set, run.dir, "eval", progress)
 
 
 def score_variants(variants: dict[str, list], eval_set: EvalSet, progress: bool = True) -> pd.DataFrame:

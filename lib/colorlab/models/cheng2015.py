@@ -540,10 +540,16 @@ def paper_psnr() -> pd.DataFrame:
 def variants(profile: str, seed: int = 0, progress: bool = True) -> dict[str, nn.Module]:
     """Every model notebook 01 compares, trained once and cached: the feature-level ablation (with
     refinement), the full model without refinement, and the clustered (journal) model."""
+    return _variant_runs(profile, seed, progress)[0]
+
+
+def _variant_runs(profile: str, seed: int, progress: bool) -> tuple[dict[str, nn.Module], Path]:
+    """`variants` and the folder of the full model's run (its key covers the preset, the seed and the code)."""
     cfg = PRESETS[profile]
     spec, val_spec = DATA[profile]
     samples, val = pixel_samples(cfg, spec, progress), pixel_samples(cfg, val_spec, progress)
-    out = {name: train(replace(cfg, levels=lv), profile, seed, samples, val, progress).model for name, lv in ABLATION.items()}
+    trained = {name: train(replace(cfg, levels=lv), profile, seed, samples, val, progress) for name, lv in ABLATION.items()}
+    out = {name: run.model for name, run in trained.items()}
     full = out["patch+daisy+semantic"]
     out["no refinement"] = build(replace(full.cfg, refine=False)).eval()
     out["no refinement"].load_state_dict(full.state_dict())
@@ -551,7 +557,7 @@ def variants(profile: str, seed: int = 0, progress: bool = True) -> dict[str, nn
     parser = full.parser()
     for model in out.values():
         model.set_parser(parser)
-    return out
+    return out, trained["patch+daisy+semantic"].dir
 
 
 def eval_sets(profile: str, limit: int | None = None) -> list:
@@ -563,15 +569,19 @@ def eval_sets(profile: str, limit: int | None = None) -> list:
             if d in ("sun8", "miniplaces", "kodak24", "smoke")]
 
 
-def feature_ablation(profile: str, seeds=(0,), limit: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Per-image scores (colorlab.study columns + seed) of every `variants` model on every eval set."""
+def feature_ablation(profile: str, seeds=(0,), limit: int | None = None, progress: bool = True,
+                     datasets: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Per-image scores (colorlab.study columns + seed) of every `variants` model on every eval set
+    (or those named in `datasets`), scored once and cached in the full model's run folder."""
     from colorlab import study
 
-    sets = eval_sets(profile, limit)
+    sets = [s for s in eval_sets(profile, limit) if datasets is None or s.dataset in datasets]
+    if not sets:
+        raise ValueError(f"no evaluation set among {datasets} at profile {profile!r}")
     frames = []
     for seed in seeds:
-        methods = variants(profile, seed, progress)
-        frames += [study.evaluate(methods, s, progress).assign(seed=seed) for s in sets]
+        methods, folder = _variant_runs(profile, seed, progress)
+        frames += [study.evaluate_cached(methods, s, folder, "ablation", progress).assign(seed=seed) for s in sets]
     return pd.concat(frames, ignore_index=True)
 
 
