@@ -57,6 +57,28 @@ def test_one_function_is_one_method(monkeypatch, tmp_path):
     assert list(df["condition"]) == [semantic.COLOR, semantic.GRAY, "colorized"]
 
 
+def test_a_runs_logits_are_computed_once_per_set(monkeypatch, tmp_path):
+    from colorlab import baselines, runs
+
+    monkeypatch.setenv("COLORLAB_DATA", str(tmp_path / "no-data"))
+    calls = []
+
+    class Counting(baselines.GrayBaseline):
+        def colorize(self, gray):
+            calls.append(1)
+            return super().colorize(gray)
+
+    run = runs.Run("e" * 64, tmp_path / "run", {"model_name": "toy"}, _model=Counting())
+    (tmp_path / "run").mkdir()
+    first = semantic.semantic_test({"run": run}, dataset="smoke", split="val", limit=3, classifier=RANDOM, progress=False)
+    assert len(calls) == 3 and len(list((tmp_path / "run").glob("semantic_*.npy"))) == 1
+    again = semantic.semantic_test({"run": run}, dataset="smoke", split="val", limit=3, classifier=RANDOM, progress=False)
+    assert len(calls) == 3  # read back
+    assert again[["condition", "top1", "top5"]].equals(first[["condition", "top1", "top5"]])
+    semantic.semantic_test({"run": run}, dataset="smoke", split="val", limit=2, classifier=RANDOM, progress=False)
+    assert len(calls) == 5  # another set of images: computed anew
+
+
 def test_without_the_classifier_it_explains_instead_of_failing(monkeypatch, tmp_path):
     monkeypatch.setenv("COLORLAB_DATA", str(tmp_path / "no-data"))
     with pytest.warns(UserWarning, match="MobileNetV2 weights"):

@@ -22,7 +22,10 @@ classifier's evaluation centre crop).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import warnings
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -30,7 +33,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from colorlab import color, data, metrics, study
+from colorlab import color, data, metrics, reports, study
+from colorlab.runs import Run
 from colorlab.models import mobilenet_v2
 
 COLOR = "color (ground truth)"
@@ -45,6 +49,15 @@ def _methods(methods) -> dict[str, Callable]:
     if callable(methods) and not isinstance(methods, Mapping):
         methods = {"colorized": methods}
     return {name: study.as_colorizer(m) for name, m in methods.items()}
+
+
+SEMANTIC_VERSION = 1  # bump when the test changes, so cached logits are recomputed
+
+
+def _logits_path(run: Run, es: "study.EvalSet", source: str, crop: float) -> Path:
+    """Where a run's classifier logits on an evaluation set live: named by the set, its images, classifier and crop."""
+    who = hashlib.sha256(f"{source}|{crop}".encode()).hexdigest()[:8]
+    return run.dir / f"semantic_v{SEMANTIC_VERSION}_{es.dataset}_{es.split}_{len(es)}_{study.set_digest(es)}_{who}.npy"
 
 
 def _table(conditions: list[str], values: dict, images: int, skipped: int, labels: str, source: str, note: str,
@@ -97,6 +110,7 @@ def semantic_test(methods=None, dataset: str = "imagenet-sample", split: str = "
     without colour), images, grayscale_skipped, labels, classifier, note (the
     note is also in `df.attrs["note"]`).
     """
+    runs_given = {name: m for name, m in methods.items() if isinstance(m, Run)} if isinstance(methods, Mapping) else {}
     fns = _methods(methods)
     conditions = [COLOR, GRAY, *fns]
     net, why = _classifier(classifier)
@@ -110,7 +124,11 @@ def semantic_test(methods=None, dataset: str = "imagenet-sample", split: str = "
     note = f"{skipped} grayscale source images skipped" + ("" if getattr(net, "pretrained", True) else f"; classifier {source}")
     if not len(es):
         return _table(conditions, {}, 0, skipped, labels_kind, source, note + "; no colour images to test")
-    logits = {c: [] for c in conditions}
+    # a trained run's logits are computed once per (set, classifier, crop) and kept in its folder
+    # (only for colorlab's classifiers, whose `source` names their weights and arithmetic)
+    cache = {name: _logits_path(run, es, source, crop) for name, run in runs_given.items()} if hasattr(net, "source") else {}
+    known = {name: np.load(path) for name, path in cache.items() if path.exists()}
+    logits = {c: [] for c in conditions if c not in known}
     steps = range(0, len(es), batch_size)
     for start in tqdm(steps, desc=f"semantic test on {dataset}", disable=not progress, leave=False):
         rgbs = es.rgb[start : start + batch_size]
@@ -118,9 +136,16 @@ def semantic_test(methods=None, dataset: str = "imagenet-sample", split: str = "
         logits[COLOR].append(_logits(net, rgbs, crop))
         logits[GRAY].append(_logits(net, [gray_u8(rgb) for rgb in rgbs], crop))
         for name, fn in fns.items():
-            # the colourised photo as it would be saved: 8 bits per channel
-            logits[name].append(_logits(net, [color.to_uint8(fn(g))[0] for g in grays], crop))
+            if name not in known:
+                # the colourised photo as it would be saved: 8 bits per channel
+                logits[name].append(_logits(net, [color.to_uint8(fn(g))[0] for g in grays], crop))
     logits = {c: np.concatenate(v) for c, v in logits.items()}
+    for name, path in cache.items():
+        if name not in known:
+            buffer = io.BytesIO()
+            np.save(buffer, logits[name])
+            reports.atomic_write_bytes(path, buffer.getvalue())
+    logits = {c: known[c] if c in known else logits[c] for c in conditions}
     if labels_kind == "ImageNet":
         by_name = {s.name: s.label for s in data.samples(dataset, split)}
         labels = np.array([by_name[n] + 1 for n in es.names])  # TFLite index 0 is "background"
