@@ -77,3 +77,19 @@ def _inputs_without_timings():
                               for k in range(3) for m in ("iizuka2016", "cheng2015")])
     sem = pd.DataFrame({"condition": ["color", "grayscale"], "top1": [0.8, 0.6], "images": [3, 3]})
     return per_image, per_image.groupby(["dataset", "method"], as_index=False)[["auc", "psnr"]].mean(), sem, "d", {}, {}
+
+
+def test_colourfulness_counts_as_distance_from_the_photos():
+    seed_means = pd.DataFrame([{"dataset": "d", "variant": v, "seed": s, "colorfulness_ratio": r}
+                               for s in range(3) for v, r in (("full", 0.9 + 0.01 * s), ("no global features", 1.3 + 0.02 * s))])
+    from colorlab import study
+
+    per = study.per_seed(seed_means.assign(image="x"))
+    assert per["colorfulness_error"].tolist() == pytest.approx([0.1, 0.3, 0.09, 0.32, 0.08, 0.34])
+    # "full" is duller than "no global features" but nearer the photos: its colours count as better
+    r = study.paired_difference(per, "full", "no global features", "colorfulness_error", "d")
+    assert r["diff"] == pytest.approx(-0.23) and study.verdict(r, "a<b") == "reproduced"
+    assert study.verdict(r, "a>b") == "not reproduced"
+    datasets = {m: m for m in ("iizuka2016", "koalarization2017", "cheng2015")}
+    table = claims.ablation_claims(study.per_seed(_ablation_seed_means(better=0.0)), datasets, metrics=("colorfulness_error",))
+    assert table["why"].str.contains("lower is better").all() and (table["seeds"] == 3).all()

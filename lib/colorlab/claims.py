@@ -48,18 +48,26 @@ ABLATIONS = (
 )
 
 
+# Metrics where lower is better ("improves" means a - b < 0); the others are higher-is-better.
+LOWER_IS_BETTER = ("colorfulness_error",)
+
+
 def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
-                    metrics: tuple[str, ...] = ("auc", "psnr", "colorfulness_ratio")) -> pd.DataFrame:
+                    metrics: tuple[str, ...] = ("auc", "psnr", "colorfulness_error")) -> pd.DataFrame:
     """One row per ablation and metric: the seed-paired difference a - b, its 95% CI and verdict.
 
-    `datasets` maps each model name of `ABLATIONS` to the dataset its variants were scored on.
+    `seed_means` is `study.per_seed` output; `datasets` maps each model name of `ABLATIONS` to the
+    dataset its variants were scored on. Colourfulness counts as `colorfulness_error` (distance of the
+    ratio from 1), since more vivid than the photos is as wrong as duller.
     """
     rows = []
     for ab in ABLATIONS:
         for metric in metrics:
             r = study.paired_difference(seed_means, ab.a, ab.b, metric, datasets[ab.model])
-            rows.append({**r, "claim": ab.claim, "paper": ab.paper, "verdict": study.verdict(r, "a>b"),
-                         "why": f"95% CI of ({ab.a}) - ({ab.b}) in {metric} over {r['seeds']} seeds"})
+            better = "lower" if metric in LOWER_IS_BETTER else "higher"
+            rows.append({**r, "claim": ab.claim, "paper": ab.paper,
+                         "verdict": study.verdict(r, "a<b" if better == "lower" else "a>b"),
+                         "why": f"95% CI of ({ab.a}) - ({ab.b}) in {metric} ({better} is better) over {r['seeds']} seeds"})
     return study.claims_table(rows)
 
 

@@ -163,10 +163,18 @@ def score_variants(variants: dict[str, list], eval_set: EvalSet, progress: bool 
 
 
 def per_seed(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "variant", "seed")) -> pd.DataFrame:
-    """One row per trained run: the mean of each metric over the images."""
+    """One row per trained run: the mean of each metric over the images.
+
+    Adds `colorfulness_error` = |mean colourfulness ratio - 1|: how far the run's colours are from
+    the photos' vividness, either way (0 = as colourful as the photos; 1 = gray). A higher ratio is
+    not better in itself: only a ratio nearer 1 is.
+    """
     df = per_image.replace([np.inf, -np.inf], np.nan)
     cols = [c for c in METRIC_COLUMNS if c in df]
-    return df.groupby(list(by), sort=False)[cols].mean().reset_index()
+    out = df.groupby(list(by), sort=False)[cols].mean().reset_index()
+    if "colorfulness_ratio" in out:
+        out["colorfulness_error"] = (out["colorfulness_ratio"] - 1).abs()
+    return out
 
 
 def seed_ci(seed_means: pd.DataFrame, by: tuple[str, ...] = ("dataset", "variant"),
@@ -212,18 +220,20 @@ def paired_difference(seed_means: pd.DataFrame, a: str, b: str, metric: str, dat
 def verdict(diff: dict, claim: str = "a>b", margin: float = 0.0) -> str:
     """`reproduced`, `not reproduced` or `inconclusive` for a claim about a paired difference.
 
-    claim "a>b": the interval lies above `margin`; "a~b" (similar): the interval lies
-    inside (-margin, margin). The opposite evidence gives `not reproduced`; an interval
-    that straddles the line gives `inconclusive`.
+    claim "a>b": the interval lies above `margin`; "a<b" (for a metric where lower is
+    better): below `-margin`; "a~b" (similar): inside (-margin, margin). The opposite
+    evidence gives `not reproduced`; an interval that straddles the line gives `inconclusive`.
     """
     lo, hi = diff["ci_low"], diff["ci_high"]
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "inconclusive"
     if claim == "a>b":
         return "reproduced" if lo > margin else "not reproduced" if hi < margin else "inconclusive"
+    if claim == "a<b":
+        return "reproduced" if hi < -margin else "not reproduced" if lo > -margin else "inconclusive"
     if claim == "a~b":
         return "reproduced" if (-margin < lo and hi < margin) else "not reproduced" if (lo > margin or hi < -margin) else "inconclusive"
-    raise ValueError(f"unknown claim {claim!r}; use 'a>b' or 'a~b'")
+    raise ValueError(f"unknown claim {claim!r}; use 'a>b', 'a<b' or 'a~b'")
 
 
 def hard_cases(eval_set: EvalSet, fraction: float = 0.25) -> list[str]:
@@ -243,6 +253,9 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
     """Claims beside measurements: each row a `paired_difference` dict plus `claim`, `paper`, `verdict`, `why`."""
     cols = ["claim", "paper", "dataset", "metric", "a", "b", "seeds", "images", "ours", "diff", "ci_low", "ci_high", "verdict", "why"]
     df = pd.DataFrame(rows)
+    for count in ("seeds", "images"):  # whole numbers, blank where a row has none
+        if count in df:
+            df[count] = df[count].astype("Int64")
     return df.reindex(columns=[c for c in cols if c in df])
 
 
