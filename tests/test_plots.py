@@ -112,3 +112,14 @@ def test_channel_grid_and_ab_histogram_shapes():
     assert counts.sum() == 80 and counts.shape == (16, 16)
     fig = plots.ab_histogram(counts, edges, mark=(1.0, 2.0), title="t")
     assert fig.axes[0].get_xlabel().startswith("a*")
+
+
+def test_long_row_titles_wrap_to_the_image_height():
+    title = "sun8: sun_acykmnhtbnevtdwlg.jpg"
+    wide = plots.image_grid([[_img()]], row_titles=[title], cell_inches=6).axes[0].get_ylabel()
+    assert wide == title  # fits beside a tall image as it is
+    narrow = plots.image_grid([[np.zeros((16, 48, 3), np.uint8)]], row_titles=[title], cell_inches=1.8).axes[0].get_ylabel()
+    lines = narrow.split("\n")
+    assert len(lines) > 1 and "".join(lines).replace(" ", "") == title.replace(" ", "")
+    assert max(map(len, lines)) <= max(8, int(1.8 * 16 / 48 * 72 / (0.6 * 9)))
+    assert plots._fit("miniplaces: val/00000001.jpg", 1.8) == "miniplaces: val/\n00000001.jpg"  # breaks after '/'

@@ -15,6 +15,7 @@ a machine without a display never probes for a GUI.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib
@@ -92,8 +93,17 @@ def image_grid(
             if col_titles is not None and i == 0:
                 ax.set_title(col_titles[j], fontsize=10)
             if row_titles is not None and j == 0:
-                ax.set_ylabel(row_titles[i], fontsize=10)
+                height = cell_inches * min(1.0, img.shape[0] / img.shape[1])  # the drawn image's height
+                ax.set_ylabel(_fit(row_titles[i], height), fontsize=9)
     return fig
+
+
+def _fit(title: str, inches: float, fontsize: int = 9) -> str:
+    """Wrap a title into lines no longer than `inches` (about 0.6 em a character), breaking at
+    spaces and after '/' first, so long file names stay beside their image instead of overlapping."""
+    width = max(8, int(inches * 72 / (0.6 * fontsize)))
+    lines = textwrap.wrap(title.replace("/", "/ "), width=width, break_long_words=True)
+    return "\n".join(line.replace("/ ", "/") for line in lines)
 
 
 def _loss_columns(df: pd.DataFrame) -> list[str]:
