@@ -282,3 +282,18 @@ def test_feature_ablation_scores_the_chosen_sets_once_per_seed(monkeypatch, tmp_
     assert again.equals(scores) and seen == [0, 1, 0, 1]
     with pytest.raises(ValueError, match="no evaluation set"):
         cheng2015.feature_ablation("cpu", datasets=("imagenet-sample",), progress=False)
+
+
+def test_benchmark_times_the_parser_on_every_repeat(monkeypatch):
+    calls = []
+
+    class Counting(StandInParser):
+        def predict_proba(self, gray):
+            calls.append(gray.shape)
+            return super().predict_proba(gray)
+
+    monkeypatch.setattr(features, "load_parser", lambda cfg: Counting())
+    out = cheng2015.benchmark(quick=True)  # sizes 32 and 64, 2 repeats, a warm-up each
+    # per size: the warm-up, then semantic_map and colorize in each repeat, none served from memory
+    assert len(calls) == 2 * (1 + 2 * 2)
+    assert all(v["semantic_s"] > 0 for v in out["sizes"].values())
