@@ -1,4 +1,5 @@
-"""Cheng et al. 2015: the per-pixel net, tiled colourisation, joint bilateral refinement, the clustered model."""
+"""Cheng et al. 2015: the per-pixel net, tiled colourisation, joint bilateral refinement, the clustered model,
+the pixel samples, the runs of its experiment and notebook 01's study."""
 
 from dataclasses import asdict, replace
 
@@ -6,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from colorlab import color, features, settings
+from colorlab import color, experiments, features, runs, weights
 from colorlab import train as training
+from colorlab.experiments import cheng2015 as exp
+from colorlab.experiments import cheng2015_study as study01
+from colorlab.experiments import pixels
 from colorlab.models import cheng2015
 
 LOCAL = cheng2015.Config(levels=("patch", "daisy"))  # no parser needed
@@ -68,7 +72,7 @@ def test_net_input_matches_feature_dims(levels):
 def test_paper_preset_is_128_inputs():
     assert cheng2015.input_dim(cheng2015.PRESETS["paper"]) == 128  # sec. 4: 49 + 32 + 47
     assert set(cheng2015.PRESETS) == {"paper", "gpu", "cpu", "smoke"}
-    assert set(cheng2015.TRAIN) == set(cheng2015.DATA) == set(cheng2015.PRESETS)
+    assert set(exp.TRAIN) == set(exp.DATA) == set(cheng2015.PRESETS)
 
 
 def test_training_reduces_loss_on_a_synthetic_pixel_set(tmp_path):
@@ -202,10 +206,8 @@ def test_bad_input_is_named():
 
 
 def test_pixel_columns_select_levels():
-    from colorlab.models.cheng2015 import PixelSamples
-
     n = 3
-    s = PixelSamples(x=np.arange(n * 128, dtype=np.float32).reshape(n, 128), uv=np.zeros((n, 2), np.float32),
+    s = pixels.PixelSamples(x=np.arange(n * 128, dtype=np.float32).reshape(n, 128), uv=np.zeros((n, 2), np.float32),
                      image=np.zeros(n, np.int32), gray=np.zeros(n, np.float32), truth=np.zeros((n, 3), np.uint8),
                      descriptors=np.zeros((1, 80), np.float32), histograms=np.zeros((1, 47), np.float32),
                      levels=("patch", "daisy", "semantic"))
@@ -219,8 +221,8 @@ SMOKE_LOCAL = replace(cheng2015.PRESETS["smoke"], levels=("patch", "daisy"), pix
 
 
 def test_pixel_samples_are_cached_and_consistent(monkeypatch):
-    spec = cheng2015.DATA["smoke"][1]  # the 9 smoke val photos: no download, no parser for these levels
-    s = cheng2015.pixel_samples(SMOKE_LOCAL, spec, progress=False)
+    spec = exp.DATA["smoke"][1]  # the 9 smoke val photos: no download, no parser for these levels
+    s = pixels.pixel_samples(SMOKE_LOCAL, spec, progress=False)
     n_images = len(s.descriptors)
     assert s.x.shape == (32 * n_images, 81) and s.uv.shape == (32 * n_images, 2)
     assert np.bincount(s.image).tolist() == [32] * n_images
@@ -229,31 +231,56 @@ def test_pixel_samples_are_cached_and_consistent(monkeypatch):
     np.testing.assert_allclose(gray, s.gray, atol=1e-6)
     np.testing.assert_allclose(s.x[:, 24], s.gray, atol=1e-6)  # the patch's centre is the pixel itself
     monkeypatch.setattr(features, "extract", lambda *a, **k: pytest.fail("features recomputed"))
-    again = cheng2015.pixel_samples(SMOKE_LOCAL, spec, progress=False)
+    again = pixels.pixel_samples(SMOKE_LOCAL, spec, progress=False)
     assert again.key == s.key and np.array_equal(again.x, s.x)
     other = replace(SMOKE_LOCAL, sample_seed=1)
     monkeypatch.undo()
-    assert cheng2015.pixel_samples(other, spec, progress=False).key != s.key
+    assert pixels.pixel_samples(other, spec, progress=False).key != s.key
+    with pytest.raises(ValueError, match="scene parser"):
+        pixels.pixel_samples(replace(SMOKE_LOCAL, levels=features.LEVELS), spec, progress=False)
+    # a parser is part of the key through its weights
+    a = pixels.parser_identity(cheng2015.build(cheng2015.PRESETS["smoke"]).scene_parser)
+    torch.manual_seed(1)
+    assert a != pixels.parser_identity(cheng2015.build(cheng2015.PRESETS["smoke"]).scene_parser)
+
+
+SMOKE_RUN = dict(levels=("patch", "daisy"), pixels_per_image=32, steps=30, progress=False)
 
 
 @pytest.mark.slow
-def test_train_and_train_clustered_on_smoke(monkeypatch):
-    from colorlab import runs
-
-    cfg = replace(SMOKE_LOCAL, cluster_epsilon=-60.0, cluster_max_layers=2, cluster_mu=6)  # nobody leaves: 2 layers
-    run = cheng2015.train(cfg, "smoke", steps=30, progress=False)
-    assert run.done and len(run.history)
-    clustered = cheng2015.train_clustered(cfg, "smoke", steps=30, progress=False)
+def test_single_and_clustered_runs_on_smoke(monkeypatch):
+    clustering = dict(clusters=1, cluster_epsilon=-60.0, cluster_max_layers=2, cluster_mu=6)  # nobody leaves: 2 layers
+    run = experiments.get("cheng2015", "smoke", **SMOKE_RUN)
+    assert run.done and len(run.history) and isinstance(run.model, cheng2015.ChengNet)
+    run.verify()  # the store wrote the done marker with the weights' checksum
+    clustered = experiments.get("cheng2015", "smoke", **SMOKE_RUN, **clustering)
+    clustered.verify()
     table = clustered.metrics["clusters"]
     assert {c["layer"] for c in table} == {0, 1} and all(c["left"] == 0 for c in table)
     assert sum(c["images"] for c in table if c["layer"] == 0) == 36
+    assert clustered.model_config["clusters"] == len(table)  # config.json holds the number Alg. 3 found
     loaded = runs.load_run("cheng2015", clustered.key[:12]).model  # rebuilt from config.json + final.pt
     assert isinstance(loaded, cheng2015.ClusteredCheng) and len(loaded.nets) == len(table)
     gray = torch.from_numpy(_photo(24, 40))[None, None]
     assert torch.equal(loaded.colorize(gray), clustered.model.colorize(gray))
     monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("retrained a finished run"))
-    assert cheng2015.train(cfg, "smoke", steps=30, progress=False).key == run.key
-    assert cheng2015.train_clustered(cfg, "smoke", steps=30, progress=False).key == clustered.key
+    assert experiments.get("cheng2015", "smoke", **SMOKE_RUN).key == run.key
+    assert experiments.get("cheng2015", "smoke", **SMOKE_RUN, **clustering).key == clustered.key
+    other_count = experiments.recipe("cheng2015", "smoke", **{**SMOKE_RUN, **clustering, "clusters": 5})
+    assert runs.status(other_count)[1] == "trained"  # any clusters > 0 is Alg. 3: one key
+
+
+@pytest.mark.slow
+def test_the_trained_parser_is_inside_the_cheng_weights(tmp_path, monkeypatch):
+    run = experiments.get("cheng2015", "smoke", pixels_per_image=8, steps=10, progress=False)  # all three levels
+    parser = exp.load_parser("smoke", progress=False)
+    inside = run.model.scene_parser.state_dict()
+    assert all(torch.equal(inside[k], v) for k, v in parser.state_dict().items())
+    assert run.config["data"]["parser"] == exp.parser_recipe("smoke").key
+    model, _ = weights.load_exported(weights.export(run, tmp_path / "cheng.safetensors"))  # self-contained
+    monkeypatch.setattr(exp, "load_parser", lambda *a, **k: pytest.fail("the parser was loaded from its own run"))
+    gray = torch.from_numpy(_photo(24, 40))[None, None]
+    assert torch.equal(model.colorize(gray), run.model.colorize(gray))
 
 
 def test_feature_ablation_scores_the_chosen_sets_once_per_seed(monkeypatch, tmp_path):
@@ -261,7 +288,7 @@ def test_feature_ablation_scores_the_chosen_sets_once_per_seed(monkeypatch, tmp_
 
     rgb = list(np.random.default_rng(0).integers(0, 256, (2, 12, 12, 3), dtype=np.uint8))
     sets = [study.EvalSet("sun8", "test", ["a", "b"], rgb), study.EvalSet("kodak24", "all", ["c", "d"], rgb)]
-    monkeypatch.setattr(cheng2015, "eval_sets", lambda profile, limit=None: sets)
+    monkeypatch.setattr(study01, "eval_sets", lambda profile, limit=None: sets)
     seen = []
 
     def fake_variants(profile, seed, progress):
@@ -269,8 +296,8 @@ def test_feature_ablation_scores_the_chosen_sets_once_per_seed(monkeypatch, tmp_
         (tmp_path / str(seed)).mkdir(exist_ok=True)
         return {"patch": baselines.GrayBaseline()}, tmp_path / str(seed)
 
-    monkeypatch.setattr(cheng2015, "_variant_runs", fake_variants)
-    scores = cheng2015.feature_ablation("cpu", seeds=(0, 1), datasets=("sun8",), progress=False)
+    monkeypatch.setattr(study01, "_variant_runs", fake_variants)
+    scores = study01.feature_ablation("cpu", seeds=(0, 1), datasets=("sun8",), progress=False)
     assert set(scores["dataset"]) == {"sun8"} and sorted(scores["seed"].unique()) == [0, 1] and len(scores) == 4
     assert [len(list((tmp_path / s).glob("ablation_*sun8*.csv"))) for s in ("0", "1")] == [1, 1]
 
@@ -278,13 +305,13 @@ def test_feature_ablation_scores_the_chosen_sets_once_per_seed(monkeypatch, tmp_
         raise AssertionError("scored again although the scores are cached")
 
     monkeypatch.setattr(study, "evaluate", no_scoring)
-    again = cheng2015.feature_ablation("cpu", seeds=(0, 1), datasets=("sun8",), progress=False)
+    again = study01.feature_ablation("cpu", seeds=(0, 1), datasets=("sun8",), progress=False)
     assert again.equals(scores) and seen == [0, 1, 0, 1]
     with pytest.raises(ValueError, match="no evaluation set"):
-        cheng2015.feature_ablation("cpu", datasets=("imagenet-sample",), progress=False)
+        study01.feature_ablation("cpu", datasets=("imagenet-sample",), progress=False)
 
 
-def test_benchmark_times_the_parser_on_every_repeat(monkeypatch):
+def test_benchmark_times_the_parser_on_every_repeat():
     calls = []
 
     class Counting(StandInParser):
@@ -292,8 +319,7 @@ def test_benchmark_times_the_parser_on_every_repeat(monkeypatch):
             calls.append(gray.shape)
             return super().predict_proba(gray)
 
-    monkeypatch.setattr(features, "load_parser", lambda cfg: Counting())
-    out = cheng2015.benchmark(quick=True)  # sizes 32 and 64, 2 repeats, a warm-up each
+    out = exp.benchmark(quick=True, parser=Counting())  # sizes 32 and 64, 2 repeats, a warm-up each
     # per size: the warm-up, then semantic_map and colorize in each repeat, none served from memory
     assert len(calls) == 2 * (1 + 2 * 2)
     assert all(v["semantic_s"] > 0 for v in out["sizes"].values())

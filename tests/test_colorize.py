@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -137,7 +138,7 @@ def test_run_key_loads_a_finished_run(trained, tmp_path, monkeypatch, photos):
     (folder / "config.json").write_text(json.dumps({"key": key, "model_name": "iizuka2016", "model_config": asdict(CFG),
                                                     "train_config": {}}))
     (folder / "final.pt").write_bytes(ckpt.read_bytes())
-    (folder / "done").write_text("now\n")
+    (folder / "done").write_text(json.dumps({"final_sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest()}))
     model = cz.load_model("iizuka2016", run="abcdef")
     assert model.cfg == CFG
     with pytest.raises(cz.ModelLoadError, match="no runs"):

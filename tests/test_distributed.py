@@ -52,7 +52,7 @@ SCRIPT = textwrap.dedent('''
         rgb = np.random.default_rng(0).integers(0, 256, (44, 18, 18, 3), dtype=np.uint8)
         cfg = train.TrainConfig(steps=20, batch_size=8, optimizer="adam", lr=1e-2, crop=16, flip=True,
                                 eval_every=10, ckpt_every=10, log_every=1, device="cpu")
-        return train.fit(Net(), {"rgb": rgb}, {"rgb": rgb[:7]}, cfg, out, progress=False, plot=False)
+        return train.fit(Net(), {"rgb": rgb}, {"rgb": rgb[:7]}, cfg, out, progress=False)
 
 
     if __name__ == "__main__":
@@ -96,10 +96,10 @@ def test_two_processes_follow_the_one_process_curve(tmp_path):
 
 
 def test_colorlab_train_runs_under_torchrun(tmp_path):
-    """`torchrun -m colorlab.train` on the smoke dataset: Iizuka's smoke net (with BatchNorm), one run folder."""
+    """`torchrun -m colorlab train` on the smoke dataset: Iizuka's smoke net (with BatchNorm), one run folder."""
     from colorlab import runs
 
-    torchrun(["-m", "colorlab.train", "--model", "iizuka2016", "--profile", "smoke", "--steps", "4",
+    torchrun(["-m", "colorlab", "train", "--model", "iizuka2016", "--profile", "smoke", "--steps", "4",
               "--set", "eval_every=2", "--no-progress"], tmp_path)
     found = runs.find_runs("iizuka2016", steps=4)
     assert len(found) == 1 and found[0].done

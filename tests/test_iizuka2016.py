@@ -206,7 +206,7 @@ def test_bf16_autocast_inference_keeps_lightness():
 
 def test_presets_and_paper_parameter_counts():
     assert set(iz.PRESETS) == {"paper", "gpu", "cpu", "smoke"}
-    assert iz.WORK_SIZE["paper"] == 224 and iz.PRESETS["paper"].global_size == 224
+    assert iz.PRESETS["paper"].train_size == 224 and iz.PRESETS["paper"].global_size == 224
     assert iz.PRESETS["paper"] == iz.Config() and iz.PRESETS["paper"].alpha == pytest.approx(1 / 300)
     net = iz.build(iz.PRESETS["paper"])
     counts = iz.count_parameters(net)

@@ -199,7 +199,7 @@ def test_write_image_is_atomic_and_checked(tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("colorlab.reports.os.replace", fail)
+    monkeypatch.setattr("colorlab.atomic.os.replace", fail)
     with pytest.raises(OSError):
         images.write_image(path, _photo(seed=2))
     assert path.read_bytes() == before  # the old file, whole

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorlab import color, embeddings
+from colorlab import color, embeddings, experiments
 from colorlab.models import koalarization2017 as koala
 from colorlab.models import mobilenet_v2 as mn
 
@@ -130,9 +130,10 @@ def test_training_uses_the_precomputed_embedding(monkeypatch, random_classifier)
 
 def test_preset_falls_back_to_the_random_classifier_only_at_smoke(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORLAB_DATA", str(tmp_path / "no-data"))
-    assert koala.preset("smoke").classifier == RANDOM
-    assert koala.preset("cpu").classifier == "mobilenet_v2"  # and loading it says how to get it
-    assert replace(koala.preset("smoke"), classifier="mobilenet_v2") == koala.PRESETS["smoke"]
+    from colorlab import train as training
+    assert experiments.module("koalarization2017").default_config("smoke").classifier == RANDOM
+    assert experiments.module("koalarization2017").default_config("cpu").classifier == "mobilenet_v2"  # and loading it says how to get it
+    assert replace(experiments.module("koalarization2017").default_config("smoke"), classifier="mobilenet_v2") == koala.PRESETS["smoke"]
 
 
 def test_config_is_checked():
@@ -171,18 +172,18 @@ def test_smoke_training_run_is_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("COLORLAB_DATA", str(tmp_path / "no-data"))
     from colorlab import train as training
 
-    tcfg = training.preset("koalarization2017", "smoke", SMOKE, steps=6, eval_every=3, ckpt_every=3)
-    run = koala.train("smoke", SMOKE, tcfg, progress=False)
+    tcfg = experiments.train_config("koalarization2017", "smoke", SMOKE, steps=6, eval_every=3, ckpt_every=3)
+    run = experiments.get("koalarization2017", "smoke", model_cfg=SMOKE, train_cfg=tcfg, progress=False)
     assert run.done and len(run.history) and np.isfinite(run.history["train_loss"]).all()
     assert "embedding" in run.config["data"]["extras"]
     gray = torch.rand(1, 1, 45, 30)
     assert run.model.colorize(gray).shape == (1, 3, 45, 30)
     monkeypatch.setattr(embeddings, "compute", lambda *a, **k: pytest.fail("embeddings recomputed"))
     monkeypatch.setattr(training, "fit", lambda *a, **k: pytest.fail("trained twice"))
-    assert koala.train("smoke", SMOKE, tcfg, progress=False).key == run.key
+    assert experiments.get("koalarization2017", "smoke", model_cfg=SMOKE, train_cfg=tcfg, progress=False).key == run.key
 
 
 def test_benchmark_reports_seconds_per_size():
-    out = koala.benchmark(sizes=(32, 48), preset="smoke", repeats=1, random_classifier=True)
+    out = experiments.module("koalarization2017").benchmark(sizes=(32, 48), preset="smoke", repeats=1, random_classifier=True)
     assert set(out["seconds"]) == {"32", "48"} and all(v > 0 for v in out["seconds"].values())
     assert out["classifier"] == RANDOM

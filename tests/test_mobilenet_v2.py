@@ -10,21 +10,24 @@ import torch
 import torch.nn.functional as F
 
 from colorlab import color, data, images, settings
+from colorlab.models import layers
 from colorlab.models import mobilenet_v2 as mn
+from colorlab.models import tflite as tfl
 
 
 def test_same_padding_is_tensorflows():
-    assert mn.same_padding(224, 3, 2) == (0, 1)  # the odd pixel goes after
-    assert mn.same_padding(225, 3, 2) == (1, 1)
-    assert mn.same_padding(7, 3, 1) == (1, 1)
-    assert mn.same_padding(7, 1, 1) == (0, 0)
+    assert mn.SameConv2d is layers.SameConv2d  # re-exported for colorlab.models.koalarization2017
+    assert layers.same_padding(224, 3, 2) == (0, 1)  # the odd pixel goes after
+    assert layers.same_padding(225, 3, 2) == (1, 1)
+    assert layers.same_padding(7, 3, 1) == (1, 1)
+    assert layers.same_padding(7, 1, 1) == (0, 0)
 
 
 @pytest.mark.parametrize("h, w", [(8, 9), (15, 16), (7, 7)])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_same_conv_matches_tf_padding(h, w, stride):
     torch.manual_seed(0)
-    conv = mn.SameConv2d(2, 3, 3, stride=stride)
+    conv = layers.SameConv2d(2, 3, 3, stride=stride)
     x = torch.randn(1, 2, h, w)
 
     def pads(n):  # TF: out = ceil(n / s), pad total = max((out - 1) s + k - n, 0), the extra one after
@@ -75,7 +78,7 @@ def test_a_file_that_is_not_tflite_is_named(tmp_path):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"definitely not a flatbuffer")
     with pytest.raises(ValueError, match="broken.tflite"):
-        mn.convert(bad)
+        tfl.convert(bad, mn.MobileNetV2())
 
 
 # --- with the data mirror ----------------------------------------------------------
@@ -107,7 +110,7 @@ def _reference_logits(it, logits, batch_u8):
 
 @pytest.mark.data
 def test_graph_labels_and_weight_cache(tflite, monkeypatch):
-    graph = mn.read_tflite(tflite)
+    graph = tfl.read_tflite(tflite)
     assert graph["counts"] == {"CONV_2D": 36, "DEPTHWISE_CONV_2D": 17, "ADD": 10, "AVERAGE_POOL_2D": 1,
                                "RESHAPE": 1, "SOFTMAX": 1}
     assert graph["input_grid"] == (0.0078125, 128)  # x = q / 128 - 1
@@ -116,12 +119,13 @@ def test_graph_labels_and_weight_cache(tflite, monkeypatch):
 
     net = mn.load()
     cached = list((settings.cache_dir() / "classifiers").glob("*.pt"))
-    assert len(cached) == 1 and mn.sha256(tflite)[:16] in cached[0].name
-    monkeypatch.setattr(mn, "convert", lambda path: pytest.fail("converted twice"))
+    assert [p.name for p in cached] == [tfl.cache_path(tflite, mn.MobileNetV2).name]
+    assert mn.identity(mn.ClassifierConfig()) == f"mobilenet_v2-{tfl.weights_key(tflite, mn.MobileNetV2)[:16]}-u8"
+    monkeypatch.setattr(tfl, "convert", lambda path, net: pytest.fail("converted twice"))
     again = mn.load()
     for (k, a), (_, b) in zip(net.state_dict().items(), again.state_dict().items()):
         torch.testing.assert_close(a, b, msg=k)
-    assert "sha256 " + mn.sha256(tflite)[:12] in again.source
+    assert "sha256 " + tfl.sha256(tflite)[:12] in again.source
 
 
 @pytest.mark.data

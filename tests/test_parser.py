@@ -1,4 +1,4 @@
-"""The scene parser behind Cheng's semantic features: labels, network, scores, training cache."""
+"""The scene parser behind Cheng's semantic features: labels, network, scores, its run in the store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from colorlab import features
+from colorlab import features, runs, weights
+from colorlab.experiments import cheng2015 as exp
+from colorlab.experiments import parser as PT
 from colorlab.features import labels as L
 from colorlab.features import parser as P
 
@@ -59,49 +61,60 @@ def test_network_shapes_and_probabilities():
         P.SceneParser(P.config("smoke", n_classes=6), ls)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny convolutions: more threads only add overhead (and spin on a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_parser_trains_on_smoke_then_comes_from_the_cache(monkeypatch, one_thread):
-    parser = features.train_parser(TINY, progress=False)
+def test_parser_trains_on_smoke_then_comes_from_the_store(monkeypatch, one_thread, tmp_path):
+    run = exp.parser_run(TINY, progress=False)
+    parser = run.model
     assert parser.n_classes == 6 and not parser.training
-    run = P.parser_dir(TINY)
-    assert {"parser.pt", "config.json", "metrics.json", "history.csv"} <= {p.name for p in run.iterdir()}
-    assert 0 <= parser.metrics["val_pixel_accuracy"] <= 1 and parser.metrics["n_val_images"] == 9
+    assert {"final.pt", "config.json", "metrics.json", "history.csv", "done"} <= {p.name for p in run.dir.iterdir()}
+    assert run.dir.parent.name == "scene_parser" and run.config["module"] == "colorlab.features.parser"
+    run.verify()  # the done marker names the weights' checksum
+    assert 0 <= run.metrics["val_pixel_accuracy"] <= 1 and run.metrics["n_val_images"] == 9
+    assert parser.labels.kind == "colours" and len(parser.class_names) == 6
 
     def no_training(*a, **k):
-        raise AssertionError("the cached parser should have been reused")
+        raise AssertionError("the trained parser should have been reused")
 
-    monkeypatch.setattr(P, "fit", no_training)
-    again = features.load_parser(TINY)
-    assert again.key == parser.key and again.labels == parser.labels
+    monkeypatch.setattr(PT, "fit", no_training)
+    again = exp.load_parser(TINY, progress=False)  # rebuilt by the store: features.parser.build + load_state_dict
+    assert again.labels == parser.labels and again.cfg == TINY
     for (k, a), b in zip(parser.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), k
-    # the cache key follows the config: a changed config trains again
-    assert P.parser_key(TINY) != P.parser_key(P.config(TINY, seed=1))
+    # the label set travels in the weights: an exported file is self-contained
+    exported, meta = weights.load_exported(weights.export(run, tmp_path / "parser.safetensors"))
+    assert exported.labels == parser.labels and meta["model_name"] == "scene_parser"
+    # the key follows the config: a changed config trains again
+    assert exp.parser_recipe(TINY).key != exp.parser_recipe(P.config(TINY, seed=1)).key
     with pytest.raises(AssertionError, match="reused"):
-        features.train_parser(P.config(TINY, seed=1), progress=False)
+        exp.parser_run(P.config(TINY, seed=1), progress=False)
     # the features run end to end with it
     x = features.extract(np.full((20, 30), 0.4, np.float32), features.FeatureConfig(semantic_classes=6), again)
     assert x.shape == (20, 30, 87) and np.isfinite(x).all()
 
 
-def test_a_crash_while_saving_leaves_no_checkpoint(monkeypatch, tmp_path):
+def test_a_crash_while_saving_leaves_no_finished_run(monkeypatch, one_thread):
     def broken_save(obj, path, *a, **k):
         with open(path, "wb") as f:
             f.write(b"half a checkpoint")
         raise OSError("disk full")
 
+    recipe = exp.parser_recipe(TINY)
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        P._save({"key": "k", "config": {}, "metrics": {}, "history": []}, tmp_path / "run")
-    assert list((tmp_path / "run").iterdir()) == []
+        runs.get(recipe, progress=False)
+    monkeypatch.undo()
+    assert not (recipe.folder / "final.pt").exists() and not (recipe.folder / "done").exists()
+    assert runs.status(recipe)[1] == "new"
+
+
+def test_labels_live_in_the_state_dict():
+    ls = L.LabelSet("objects", ("wall", "sky", "other_object"), table=tuple([2] * 255 + [L.IGNORE]))
+    net = P.SceneParser(P.config("cpu", n_classes=3), ls)
+    again = P.build(P.config("cpu", n_classes=3))
+    assert again.labels != ls  # placeholder labels until the weights come
+    again.load_state_dict(net.state_dict())
+    assert again.labels == ls and again.class_names == ["wall", "sky", "other_object"]
+    with pytest.raises(ValueError, match="kind"):
+        P.SceneParser(P.config("smoke", n_classes=3), ls)
 
 
 def test_parser_quality_of_a_perfect_parser_is_one():
@@ -117,9 +130,9 @@ def test_parser_quality_of_a_perfect_parser_is_one():
             return out
 
     cfg = P.config("smoke", size=16, n_classes=4)
-    _, _, ls = P.parser_data(cfg, "train", progress=False)
-    _, truth, _ = P.parser_data(cfg, "val", ls, progress=False)
-    q = features.parser_quality(Perfect(cfg, ls, truth), "val")
+    _, _, ls = PT.parser_data(cfg, "train", progress=False)
+    _, truth, _ = PT.parser_data(cfg, "val", ls, progress=False)
+    q = PT.parser_quality(Perfect(cfg, ls, truth), "val")
     assert q["pixel_accuracy"] == 1.0 and q["mean_iou"] == 1.0
     assert q["n_images"] == 9 and q["n_pixels"] == 9 * 16 * 16
     assert list(q["per_class"]["class"]) == list(ls.names)
@@ -129,7 +142,7 @@ def test_parser_quality_of_a_perfect_parser_is_one():
 def test_miniplaces_object_labels(mirror):
     mirror("miniplaces")
     cfg = P.config("cpu", size=16)
-    rgb, y, ls = P.parser_data(cfg, "val", progress=False)  # fitted on val here only to keep the test small
+    rgb, y, ls = PT.parser_data(cfg, "val", progress=False)  # fitted on val here only to keep the test small
     assert 300 < len(rgb) <= 371  # annotated val images (the README: 371), grayscale ones left out
     assert ls.n_classes == 47 and ls.names[-1] == "other_object" and ls.names[0] == "wall"
     valid = y[y != L.IGNORE]

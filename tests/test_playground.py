@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorlab import baselines, cli, color, images, playground, runs
-from colorlab import train as training
+from colorlab import baselines, cli, color, images, playground, playground_ui, runs, weights
+from colorlab import experiments
 
 SMOKE_PHOTOS = {"astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
                 "china", "flower"}
@@ -31,11 +31,11 @@ def trained(tmp_path_factory):
             mp.setenv(k, v)
         torch.set_num_threads(1)
         try:
-            run = training.train_profile("iizuka2016", "smoke", progress=False, steps=6, eval_every=6, ckpt_every=6)
+            run = experiments.get("iizuka2016", "smoke", progress=False, steps=6, eval_every=6, ckpt_every=6)
         finally:
             torch.set_num_threads(threads)
         handout = root / "handout"
-        exported = runs.export(run, handout / "iizuka-smoke.safetensors")
+        exported = weights.export(run, handout / "iizuka-smoke.safetensors")
     return types.SimpleNamespace(env=env, run=run, name=playground.method_name(run), handout=handout, file=exported)
 
 
@@ -156,12 +156,12 @@ def test_demo_run_trains_smoke_without_the_profile_data(monkeypatch, capsys):
             raise data.DatasetMissingError("miniplaces", "/nowhere")
         return "smoke run"
 
-    monkeypatch.setattr(training, "train_profile", fake)
+    monkeypatch.setattr(experiments, "get", fake)
     assert playground.demo_run("cpu", seed=3) == "smoke run" and calls == ["cpu", "smoke"]
     assert "training the smoke preset instead" in capsys.readouterr().out
     calls.clear()
     with pytest.raises(data.DatasetMissingError):
-        monkeypatch.setattr(training, "train_profile", lambda *a, **k: fake("x", "cpu"))
+        monkeypatch.setattr(experiments, "get", lambda *a, **k: fake("x", "cpu"))
         playground.demo_run("smoke")
 
 
@@ -262,7 +262,7 @@ def test_restyle_takes_the_global_features_from_the_style_photo():
 def test_ui_reports_bad_uploads_and_draws(use_runs):
     pytest.importorskip("ipywidgets")
     methods = playground.available_methods(use_runs.handout)
-    page = playground.build_ui(methods, {"chelsea": _photo("chelsea", 48)}, [use_runs.name, "not a method"])
+    page = playground_ui.build_ui(methods, {"chelsea": _photo("chelsea", 48)}, [use_runs.name, "not a method"])
     c = page.controls
     assert c["methods"].value == (use_runs.name,)
     c["upload"].value = (_upload("bad.jpg", b"abc"), _upload("cat.png", _png_bytes(_photo("coffee", 48))))

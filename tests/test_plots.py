@@ -66,6 +66,17 @@ def test_loss_curves_single_and_several(tmp_path):
         plots.loss_curves(h, columns=["nope"])
 
 
+def test_each_loss_gets_its_own_axis():
+    """Iizuka's colour MSE (~0.02) and class cross-entropy (~4.6) are not drawn on one scale."""
+    h = pd.DataFrame({"step": [1, 2, 3], "train_color": [0.03, 0.02, 0.02], "train_class": [4.6, 4.5, 4.4],
+                      "val_color": [np.nan, 0.025, 0.021], "val_class": [np.nan, 4.6, 4.5]})
+    fig = plots.loss_curves(h, title="Iizuka et al.: 3 steps on 10 images")
+    assert [ax.get_title() for ax in fig.axes] == ["color loss", "class loss"]
+    color_ax = fig.axes[0]
+    assert [line.get_label() for line in color_ax.get_lines()] == ["train_color", "val_color"]
+    assert color_ax.get_ylim()[1] < 0.1  # the colour curve fills its own axis
+
+
 def test_bar_with_ci(tmp_path):
     per_image = pd.DataFrame({"method": ["a"] * 3 + ["b"] * 3, "dataset": ["k", "k", "s"] * 2,
                               "psnr": [20, 22, 24, 25, 27, 26], "ssim": [0.5, 0.6, 0.7, 0.8, 0.9, 0.85],
@@ -123,3 +134,13 @@ def test_long_row_titles_wrap_to_the_image_height():
     assert len(lines) > 1 and "".join(lines).replace(" ", "") == title.replace(" ", "")
     assert max(map(len, lines)) <= max(8, int(1.8 * 16 / 48 * 72 / (0.6 * 9)))
     assert plots._fit("miniplaces: val/00000001.jpg", 1.8) == "miniplaces: val/\n00000001.jpg"  # breaks after '/'
+
+
+def test_differences_plot_draws_intervals_around_zero(tmp_path):
+    diffs = pd.DataFrame({"dataset": ["d", "d"], "reference": ["full", "full"], "variant": ["a", "a"],
+                          "metric": ["psnr", "auc"], "diff": [-0.3, 0.01], "ci_low": [-0.4, -0.01],
+                          "ci_high": [-0.2, 0.03], "seeds": [3, 3]})
+    fig = plots.differences(diffs, "variants minus full, 3 seeds, 10 images")
+    assert len(fig.axes) == 2 and "PSNR" in fig.axes[0].get_xlabel()
+    assert fig.axes[0].get_xlim()[0] < -0.4 and fig.axes[0].get_xlim()[1] > 0  # zero and the interval both show
+    assert reports.save_figure(fig, "diffs", root=tmp_path).exists()

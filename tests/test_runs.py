@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import colorlab
-from colorlab import cli, color, models, profiles, runs, settings, train
+from colorlab import cli, color, experiments, keys, models, profiles, runs, settings, train, weights
+from colorlab.errors import ColorlabError
+from colorlab.experiments import images
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -68,7 +70,6 @@ def build(cfg: Config) -> Tiny:
 
 
 PRESETS = {"smoke": Config()}
-TRAIN = {"smoke": dict(steps=3, batch_size=4, optimizer="adam", lr=1e-2, augment=True)}  # a module's own table
 
 
 @pytest.fixture
@@ -88,9 +89,13 @@ def tcfg(**kw):
                                        ckpt_every=2, device="cpu"), **kw})
 
 
+def recipe(mcfg=None, t=None, data_id="synthetic-v1"):
+    return runs.Recipe("tiny", __name__, mcfg or Config(), t or tcfg(), {"arrays": data_id}, ("colorlab.train",),
+                       load=lambda: (arrays(), arrays(5, seed=1)), command="colorlab train --model tiny")
+
+
 def fit_arrays(name, mcfg=None, t=None, data_id="synthetic-v1", **kw):
-    return runs.train_or_load_arrays(name, mcfg or Config(), t or tcfg(), arrays(), arrays(5, seed=1), data_id,
-                                     progress=False, **kw)
+    return runs.get(recipe(mcfg, t, data_id), progress=False, **kw)
 
 
 def no_training(monkeypatch):
@@ -103,39 +108,30 @@ def no_training(monkeypatch):
 # --- keys ------------------------------------------------------------------------------
 def test_key_changes_with_everything_that_shapes_the_weights(tiny, monkeypatch):
     spec = profiles.DataSpec("smoke", "train", 12)
-    data = runs.data_description(spec, None)
-    base = runs.run_key(tiny, Config(), tcfg(), data)
+
+    def key(mcfg=Config(), t=None, train_spec=spec, extras=None):
+        return images.recipe("tiny", mcfg, t or tcfg(), train_spec, None, extras, module=__name__).key
+
+    base = key()
     changed = [
-        runs.run_key(tiny, Config(width=5), tcfg(), data),
-        runs.run_key(tiny, Config(inner=Inner((3, 5))), tcfg(), data),
-        runs.run_key(tiny, Config(), tcfg(lr=0.1), data),
-        runs.run_key(tiny, Config(), tcfg(seed=1), data),
-        runs.run_key(tiny, Config(), tcfg(bf16=True), data),
-        runs.run_key(tiny, Config(), tcfg(), runs.data_description(dataclasses.replace(spec, size=16), None)),
-        runs.run_key(tiny, Config(), tcfg(), runs.data_description(dataclasses.replace(spec, limit=10), None)),
-        runs.run_key(tiny, Config(), tcfg(), runs.data_description(spec, None, {"emb": (None, None, "cache-a")})),
+        key(Config(width=5)), key(Config(inner=Inner((3, 5)))), key(t=tcfg(lr=0.1)), key(t=tcfg(seed=1)),
+        key(t=tcfg(bf16=True)), key(train_spec=dataclasses.replace(spec, size=16)),
+        key(train_spec=dataclasses.replace(spec, limit=10)),
+        key(extras={"emb": (np.zeros((1, 2)), None, "cache-a")}),
     ]
     assert len({base, *changed}) == len(changed) + 1
     # bookkeeping fields do not change the weights, so they do not change the key
-    assert runs.run_key(tiny, Config(), tcfg(eval_every=7, ckpt_every=9, log_every=3, device="cuda"), data) == base
-    monkeypatch.setattr(runs, "code_version", lambda name: "0.1.0+edited")
-    assert runs.run_key(tiny, Config(), tcfg(), data) != base
+    assert key(t=tcfg(eval_every=7, ckpt_every=9, log_every=3, device="cuda")) == base
+    monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: "edited code")
+    assert key() != base
 
 
-def test_code_version_digests_the_model_source(tiny):
-    version = runs.code_version(tiny)
-    assert version.startswith(colorlab.__version__ + "+")
-    assert runs.code_version("iizuka2016") != version
-
-
-def test_extras_identity_prefers_the_given_key_then_the_file_then_the_bytes(tmp_path):
-    a = np.arange(6, dtype=np.float32)
-    assert runs.extras_identity({"e": (a, a, "emb:sha=abc")}) == {"e": "emb:sha=abc"}
-    by_bytes = runs.extras_identity({"e": (a, a)})["e"]
-    assert by_bytes != runs.extras_identity({"e": (a + 1, a)})["e"]
-    np.save(tmp_path / "e.npy", a)
-    mm = np.load(tmp_path / "e.npy", mmap_mode="r")
-    assert str(tmp_path / "e.npy") in runs.extras_identity({"e": (mm, None)})["e"]
+def test_a_run_records_the_code_that_made_it(tiny):
+    run = fit_arrays(tiny)
+    assert {"colorlab.train", "colorlab.batches", "colorlab.color", __name__} <= set(run.config["producers"])
+    made_by = set(keys.closure(experiments.recipe("iizuka2016", "smoke").producers + ("colorlab.models.iizuka2016",)))
+    assert {"colorlab.models.iizuka2016", "colorlab.train", "colorlab.data.cache"} <= made_by
+    assert not made_by & {"colorlab.runs", "colorlab.experiments", "colorlab.cli"}  # the store shapes no weights
 
 
 def test_config_from_dict_restores_nested_and_tuple_fields():
@@ -192,7 +188,7 @@ def test_changed_config_or_code_is_never_served_stale(tiny, monkeypatch):
     first = fit_arrays(tiny)
     wider = fit_arrays(tiny, Config(width=6))
     other_data = fit_arrays(tiny, data_id="synthetic-v2")
-    monkeypatch.setattr(runs, "code_version", lambda name: "0.1.0+edited")
+    monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: "edited code")
     new_code = fit_arrays(tiny)
     assert len(calls) == 4 and len({first.key, wider.key, other_data.key, new_code.key}) == 4
     assert wider.model.features[0].out_channels == 6
@@ -229,12 +225,12 @@ def test_train_or_load_decodes_the_specs_and_passes_extras(tiny, monkeypatch):
     monkeypatch.setattr(data, "decoded", fake_decoded)
     tr, va = profiles.DataSpec("smoke", "train", 12), profiles.DataSpec("smoke", "val", 12)
     emb = {"embedding": (np.zeros((12, 5), np.float32), np.zeros((5, 5), np.float32), "emb-v1")}
-    run = runs.train_or_load(tiny, Config(), tcfg(steps=2), tr, va, emb, progress=False)
+    run = runs.get(images.recipe(tiny, Config(), tcfg(steps=2), tr, va, emb, module=__name__), progress=False)
     assert decoded_calls == [("smoke", "train", 12, None), ("smoke", "val", 12, None)]
     assert run.config["data"]["extras"] == {"embedding": "emb-v1"} and run.done
     bad = {"embedding": (np.zeros((11, 5), np.float32), np.zeros((5, 5), np.float32), "emb-v2")}
     with pytest.raises(ValueError, match="11 rows"):
-        runs.train_or_load(tiny, Config(), tcfg(steps=2), tr, va, bad, progress=False)
+        runs.get(images.recipe(tiny, Config(), tcfg(steps=2), tr, va, bad, module=__name__), progress=False)
 
 
 def test_smoke_profile_end_to_end_through_the_cli(capsys):
@@ -246,7 +242,7 @@ def test_smoke_profile_end_to_end_through_the_cli(capsys):
     out = capsys.readouterr().out
     assert "run " in out
     found = runs.find_runs("iizuka2016", steps=3)
-    assert len(found) == 1 and found[0].train_config["crop"] == models.get("iizuka2016").WORK_SIZE["smoke"]
+    assert len(found) == 1 and found[0].train_config["crop"] == models.get("iizuka2016").PRESETS["smoke"].train_size
     assert found[0].config["data"]["train"] == dataclasses.asdict(profiles.train_data("smoke", found[0].train_config["data_size"]))
     assert data.decoded  # the data layer the CLI went through
     assert cli.main(["runs", "list"]) == 0
@@ -265,15 +261,15 @@ def test_list_find_and_load_runs(tiny):
     assert [r.key for r in runs.find_runs(tiny, width=4, seed=0)] == [a.key]
     assert runs.find_runs(tiny, width=5) == []
     assert runs.load_run(tiny, a.key[:8]).key == a.key and runs.load_run(None, b.key[:6]).key == b.key
-    with pytest.raises(LookupError, match="no runs"):
+    with pytest.raises(ColorlabError, match="no runs"):
         runs.load_run(tiny, "ffffffff")
 
 
 def test_export_round_trip_gives_equal_outputs(tiny, tmp_path):
     run = fit_arrays(tiny)
     run.update_metrics(psnr=23.5)
-    path = runs.export(run, tmp_path / "tiny.safetensors")
-    model, meta = runs.load_exported(path)
+    path = weights.export(run, tmp_path / "tiny.safetensors")
+    model, meta = weights.load_exported(path)
     gray = torch.rand(2, 1, 12, 12)
     assert torch.equal(model.colorize(gray), run.model.colorize(gray))
     assert meta["model_name"] == tiny and meta["key"] == run.key and meta["config"]["width"] == 4
@@ -290,13 +286,13 @@ def test_export_refuses_unfinished_runs_and_foreign_files(tiny, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit_arrays(tiny)
     partial = runs.find_runs(tiny, done=False)[0]
-    with pytest.raises(ValueError, match="has not finished"):
-        runs.export(partial, tmp_path / "x.safetensors")
+    with pytest.raises(ColorlabError, match="has not finished"):
+        weights.export(partial, tmp_path / "x.safetensors")
     from safetensors.torch import save_file
 
     save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
-    with pytest.raises(ValueError, match="not a colorlab weights file"):
-        runs.load_exported(tmp_path / "foreign.safetensors")
+    with pytest.raises(ColorlabError, match="not a colorlab weights file"):
+        weights.load_exported(tmp_path / "foreign.safetensors")
 
 
 def test_runs_cli_list_and_export(tiny, tmp_path, capsys):
@@ -305,30 +301,74 @@ def test_runs_cli_list_and_export(tiny, tmp_path, capsys):
     assert run.key[:12] in capsys.readouterr().out
     out = tmp_path / "w.safetensors"
     assert cli.main(["runs", "export", run.key[:8], str(out)]) == 0
-    assert runs.load_exported(out)[1]["key"] == run.key
-    assert cli.main(["runs", "export", "abcdef99", str(tmp_path / "none.safetensors")]) == 1
+    assert weights.load_exported(out)[1]["key"] == run.key
+    assert cli.main(["runs", "export", "abcdef99", str(tmp_path / "none.safetensors")]) == 2
     assert "no runs" in capsys.readouterr().err
 
 
-def test_preset_falls_back_to_the_module_train_table(tiny):
-    t = train.preset(tiny, "smoke")
-    assert (t.steps, t.optimizer, t.crop, t.data_size) == (3, "adam", 12, 14)
+def test_train_presets_follow_the_model_working_size():
+    t = experiments.train_config("iizuka2016", "smoke", models.get("iizuka2016").PRESETS["smoke"])
+    assert (t.crop, t.data_size, t.flip) == (32, 37, True)
 
 
-def test_train_command_hands_over_to_a_module_train_run(tiny, monkeypatch, capsys):
-    seen = {}
+def test_dry_run_says_whether_a_run_would_train_and_trains_nothing(capsys, monkeypatch):
+    args = ["train", "--model", "iizuka2016", "--profile", "smoke", "--steps", "2", "--no-progress"]
+    real_fit = train.fit
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a dry run trained"))
+    assert cli.main(args + ["--dry-run"]) == 0
+    first = capsys.readouterr().out
+    assert first.startswith("run ") and " in " in first and "not trained" in first
+    monkeypatch.setattr(train, "fit", real_fit)
+    assert cli.main(args) == 0
+    trained = capsys.readouterr().out
+    assert first.splitlines()[0] in trained  # the same `run KEY in FOLDER` line
+    assert cli.main(args + ["--dry-run"]) == 0
+    assert "trained: it would be loaded" in capsys.readouterr().out
 
-    def train_run(profile, model_cfg, train_cfg, progress=True, resume=True):
-        seen.update(profile=profile, width=model_cfg.width, steps=train_cfg.steps, resume=resume)
-        return runs.train_or_load_arrays(tiny, model_cfg, train_cfg, arrays(8, 14), None, "hook", progress=progress)
 
-    monkeypatch.setattr(sys.modules[__name__], "train_run", train_run, raising=False)
-    assert cli.main(["train", "--model", tiny, "--profile", "smoke", "--steps", "2", "--set", "width=3",
-                     "--no-resume", "--no-progress"]) == 0
-    assert seen == {"profile": "smoke", "width": 3, "steps": 2, "resume": False}
-    assert "run " in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="no such field"):
-        cli.main(["train", "--model", tiny, "--profile", "smoke", "--set", "depth=3"])
+def test_bad_overrides_are_one_line_errors(capsys):
+    assert cli.main(["train", "--model", "iizuka2016", "--profile", "smoke", "--set", "depth=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("colorlab train: ") and "no such field 'depth'" in err and len(err.splitlines()) == 1
+
+
+def test_a_damaged_finished_run_is_reported_then_retrained(tiny, capsys):
+    run = fit_arrays(tiny)
+    final = run.dir / "final.pt"
+    final.write_bytes(final.read_bytes()[:100])  # truncated
+    assert runs.status(recipe())[1] == "damaged"
+    with pytest.raises(ColorlabError, match="damaged") as err:
+        runs.load_run(tiny, run.key).model
+    assert "colorlab train --model tiny" in str(err.value) and str(final) in str(err.value)
+    again = fit_arrays(tiny)  # trains again (from the complete checkpoint) and verifies
+    assert "training it again" in capsys.readouterr().err
+    again.verify()
+    assert runs.status(recipe())[1] == "trained"
+
+
+def test_colorize_of_a_damaged_run_is_one_line(tiny, tmp_path, capsys):
+    run = fit_arrays(tiny)
+    (run.dir / "final.pt").write_bytes(b"not a zip")
+    from colorlab import images as imgs
+
+    photo = tmp_path / "p.png"
+    imgs.write_image(photo, np.zeros((12, 12, 3), np.uint8))
+    assert cli.main(["colorize", "--run", run.key[:8], str(photo), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "final.pt" in err and "damaged" in err
+
+
+def test_a_corrupt_checkpoint_names_the_cli_option(tiny):
+    Tiny.fail_at = 5
+    with pytest.raises(KeyboardInterrupt):
+        fit_arrays(tiny)
+    Tiny.fail_at = None
+    partial = runs.find_runs(tiny, done=False)[0]
+    (partial.dir / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(ColorlabError, match="--no-resume") as err:
+        fit_arrays(tiny)
+    assert "checkpoint.pt" in str(err.value)
+    assert fit_arrays(tiny, resume=False).done
 
 
 def test_listing_ignores_other_artefacts_in_the_runs_folder():

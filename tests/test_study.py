@@ -111,3 +111,16 @@ def test_paired_by_image_and_claims_table():
     assert d["images"] == 3 and d["diff"] == pytest.approx(0.05) and d["ci_low"] == pytest.approx(0.05)
     table = study.claims_table([{**d, "claim": "a beats b", "verdict": study.verdict(d, "a>b")}])
     assert list(table.columns)[:2] == ["claim", "dataset"] and table.loc[0, "verdict"] == "reproduced"
+
+
+def test_differences_are_paired_by_seed_against_each_reference():
+    rows = []
+    for seed, noise in enumerate((0.0, 0.5, -0.5)):
+        for variant, psnr in (("full", 24.0), ("ablated", 23.7)):
+            rows.append({"dataset": "d", "variant": variant, "seed": seed, "psnr": psnr + noise, "auc": 0.9})
+    diffs = study.differences(pd.DataFrame(rows), {"full": ["ablated", "missing"]}, ("psnr", "auc"))
+    psnr = diffs[diffs.metric == "psnr"].iloc[0]
+    assert (psnr.variant, psnr.reference, psnr.seeds) == ("ablated", "full", 3)
+    # the seed noise is shared by both variants, so the paired interval is tight around -0.3
+    assert psnr["diff"] == pytest.approx(-0.3) and psnr.ci_high < 0
+    assert set(diffs.variant) == {"ablated"}  # a variant that was not trained is left out

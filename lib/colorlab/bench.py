@@ -4,8 +4,8 @@
 
 Every benchmark is a function in `BENCHES` (name -> fn(Options) -> JSON-able
 dict); `register(name)` adds one. Model modules can also offer their own
-timings without touching this file: a module of `colorlab.models.MODULES`
-with a function `benchmark(...)` is run as bench `<model name>`, called with
+timings without touching this file: the `benchmark(...)` of each module of
+`colorlab.experiments.MODULES` is run as bench `<model name>`, called with
 whichever of `quick`, `sizes`, `preset`, `repeats` its signature takes.
 
 What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
@@ -52,7 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from colorlab import color, models, reports, settings
+from colorlab import machine as colorlab_machine
+from colorlab import atomic, color, models, settings
 
 TARGET_512_S = 0.15  # the issue's target for one 512 x 512 image on 2 cores (paper: 1.676 s, 8-core i7)
 PAPER_CPU_S = {224: 0.399, 512: 1.676, 1024: 5.629, 2048: 20.116}  # Table 3, 8-core i7-5960X
@@ -77,17 +78,6 @@ def register(name: str):
 
 
 # --- measuring -----------------------------------------------------------------------
-def physical_cores() -> int:
-    try:
-        import psutil
-
-        n = psutil.cpu_count(logical=False)
-    except ImportError:
-        n = None
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(n or available, available))
-
-
 def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
     """Median and minimum wall seconds of `repeats` calls after `warmup` calls, and the median
     process CPU seconds (on a shared machine, wall time includes waiting for other people's jobs)."""
@@ -128,14 +118,8 @@ def _autocast(dtype: str):
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "physical_cores": physical_cores(), "logical_cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "mkldnn_bf16": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-            "python": platform.python_version()}
+    """`colorlab.machine.describe()`: CPU model, ISA, cores, threads, torch."""
+    return colorlab_machine.describe()
 
 
 # --- benches -------------------------------------------------------------------------
@@ -296,17 +280,18 @@ def bench_iizuka_bf16_quality(opts: Options) -> dict:
 
 
 def _model_benches() -> dict[str, Callable[[Options], dict]]:
-    """`benchmark` functions offered by model modules (other than Iizuka's, which lives here)."""
+    """Each experiment's `benchmark` (`protocol.ExperimentModule`), other than Iizuka's, which lives here."""
+    from colorlab import experiments
+
     found = {}
-    for name in models.MODULES:
+    for name in experiments.MODULES:
         if name == "iizuka2016":
             continue
         try:
-            fn = getattr(models.get(name), "benchmark", None)
+            fn = experiments.module(name).benchmark
         except Exception as err:  # noqa: BLE001 - a model that does not import is reported, not fatal
             fn = _failing(err)
-        if fn is not None:
-            found[name] = _calling(fn)
+        found[name] = _calling(fn)
     return found
 
 
@@ -335,7 +320,7 @@ def run_benches(opts: Options, only: list[str] | None = None, progress: Callable
     if unknown:
         raise KeyError(f"unknown bench {unknown}; choose from {sorted(available)}")
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(opts.threads or physical_cores())
+    torch.set_num_threads(opts.threads or colorlab_machine.physical_cores())
     try:
         return _run(opts, only or list(available), available, progress)
     finally:
@@ -377,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as err:
         print(f"colorlab bench: {err.args[0]}", file=sys.stderr)
         return 2
-    reports.atomic_write_text(Path(out_path), json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic.write_text(Path(out_path), json.dumps(result, indent=2, sort_keys=True) + "\n")
     failed = [k for k, v in result["results"].items() if "error" in v]
     print(f"wrote {out_path}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from colorlab import bench, study
+from colorlab import bench, machine, study
 
 # Iizuka Table 3: 512 x 512 on an 8-core Intel Core i7-5960X, no GPU.
 IIZUKA_CPU_512_S = 1.676
@@ -103,7 +103,7 @@ def comparison_claims(per_image: pd.DataFrame, comparison: pd.DataFrame, semanti
 
     at_512 = speed_iizuka.get("sizes", {}).get("512", {})
     iizuka_s = min((at_512[d]["median_s"] for d in ("fp32", "bf16") if d in at_512), default=math.nan)
-    cores = bench.physical_cores()
+    cores = machine.physical_cores()
     rows.append(_speed_row(f"Iizuka: 512x512 in {IIZUKA_CPU_512_S} s on an 8-core CPU", "Iizuka Table 3", iizuka_s,
                            IIZUKA_CPU_512_S, f"paper-size net, BN folded, best of fp32/bf16 on {cores} cores"
                            + ("" if full_scale else " (smoke: 512 not timed)"), full_scale))

@@ -2,6 +2,10 @@
 
 Each command module exposes `add_arguments(parser)` and `run(args) -> int`;
 it is imported only when its command is used, so `colorlab --help` is fast.
+Expected failures (`colorlab.errors.ColorlabError`: a missing or damaged file,
+a bad option) end as one line on stderr naming the file, the problem and the
+command that mends it, with exit status 2; anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("colorlab.data.commands", "list, fetch and verify datasets"),
     "evaluate": ("colorlab.evaluation", "score colourized images against ground truth"),
     "colorize": ("colorlab.colorize", "colourize images or folders with a trained model"),
-    "train": ("colorlab.train", "train a model (single process or torchrun)"),
+    "train": ("colorlab.commands.train", "train a model, or load its finished run (single process or torchrun)"),
     "runs": ("colorlab.runs", "list trained runs and export one to a weights file"),
     "bench": ("colorlab.bench", "time inference and training, write results/bench.json"),
     "reproduce": ("colorlab.notebooks", "run the numbered notebooks through papermill"),
@@ -31,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == [name]:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    from colorlab.errors import ColorlabError
+
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ColorlabError as err:
+        print(f"colorlab {args.command}: {err.line()}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

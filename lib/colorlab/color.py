@@ -179,6 +179,54 @@ def join_yuv(Y: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     return yuv_to_rgb(torch.cat((Y, resize_to(uv, Y.shape[-2:])), dim=1))
 
 
+# --- The one pre/post pair of every model's colourisation ----------------------------
+# Pre: the network sees the gray photo at a working size. Post: its chrominance is
+# upsampled to the photo's size and joined with the photo's own, full-resolution
+# lightness, so any input size works and no detail of the photo is lost.
+def working_size(hw: tuple[int, int], *, multiple: int | None = None, square: int | None = None,
+                 longer: int | None = None, shorter: int | None = None) -> tuple[int, int]:
+    """The (h, w) a network runs at for a photo of size `hw`.
+
+    square: exactly (square, square) (Koalarization's 224 x 224). longer / shorter:
+    that side scaled to the given length, never enlarged, aspect kept (Cheng's
+    `work_size`, `colorize --size`). multiple: each side then rounded to the nearest
+    multiple, at least one multiple (Iizuka's colorize.lua rounds to 8).
+    """
+    h, w = int(hw[0]), int(hw[1])
+    if square is not None:
+        h = w = int(square)
+    for side, fn in ((longer, max), (shorter, min)):
+        if side is not None and fn(h, w) > side:
+            scale = side / fn(h, w)
+            h, w = max(1, round(h * scale)), max(1, round(w * scale))
+    if multiple:
+        h, w = (max(multiple, round(v / multiple) * multiple) for v in (h, w))
+    return h, w
+
+
+def to_working(gray: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Pre: gray (B, 1, H, W) -> (B, 1, h, w) at the working size (antialiased bilinear; no-op when equal)."""
+    if tuple(gray.shape[-2:]) == tuple(size):
+        return gray
+    out = F.interpolate(gray.float(), size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp_(0, 1).to(gray.dtype)
+
+
+def from_working(gray: torch.Tensor, chroma: torch.Tensor, space: str = "lab") -> torch.Tensor:
+    """Post: full-resolution gray (B, 1, H, W) + predicted chroma at any size (B, 2, h, w) -> sRGB (B, 3, H, W).
+
+    space "lab": chroma is a, b and the photo's L is kept; "yuv": chroma is U, V and Y = gray.
+    Computed in float32 even under autocast, so the lightness stays exact.
+    """
+    with torch.autocast(gray.device.type, enabled=False):
+        gray, chroma = gray.float(), chroma.float()
+        if space == "lab":
+            return join_lab(gray_to_L(gray), chroma)
+        if space == "yuv":
+            return join_yuv(gray, chroma)
+    raise ValueError(f"space must be 'lab' or 'yuv', got {space!r}")
+
+
 # --- Per-paper normalisations ----------------------------------------------------
 def iizuka_ab_to_unit(ab: torch.Tensor) -> torch.Tensor:
     """Iizuka sec. 3.2.5: ab -> [0, 1] target of the sigmoid output (clipped at |ab| = 100)."""

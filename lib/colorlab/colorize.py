@@ -32,22 +32,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from colorlab import color, images, models, profiles
+from colorlab.errors import ColorlabError
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(ColorlabError, ValueError):
     """A model that cannot be loaded as asked; the message says why and what to pass."""
 
 
 # --- loading ---------------------------------------------------------------------
 def _prepare(module, model: nn.Module) -> nn.Module:
     model = model.eval()
-    fold = getattr(module, "fold_batchnorm", None)  # same outputs, fewer kernels
-    return fold(model) if fold is not None else model
+    return module.fold_batchnorm(model)  # same outputs, fewer kernels
 
 
 def _from_torch_file(path: Path, name: str | None) -> tuple[str, nn.Module]:
@@ -86,7 +85,7 @@ def load_model(name: str | None, checkpoint: str | Path | None = None, run: str 
     under `settings.runs_dir()`. Neither: refused, unless `random_weights`, which
     builds `PRESETS[profile]` untrained (for timing and demos only).
     """
-    from colorlab import runs
+    from colorlab import runs, weights
 
     if checkpoint is not None and run is not None:
         raise ModelLoadError("give either a checkpoint or a run, not both")
@@ -96,7 +95,7 @@ def load_model(name: str | None, checkpoint: str | Path | None = None, run: str 
             raise ModelLoadError(f"{path}: no such checkpoint file")
         if path.suffix == ".safetensors":
             try:
-                model, meta = runs.load_exported(path)
+                model, meta = weights.load_exported(path)
             except Exception as err:  # noqa: BLE001 - header, metadata and shape errors alike
                 raise ModelLoadError(f"{path}: cannot load ({type(err).__name__}: {err})") from err
             if name and meta["model_name"] != name:
@@ -108,8 +107,8 @@ def load_model(name: str | None, checkpoint: str | Path | None = None, run: str 
         try:
             found = runs.load_run(name, run)
             model = found.model
-        except (LookupError, FileNotFoundError, ValueError) as err:
-            raise ModelLoadError(str(err)) from err
+        except ColorlabError as err:
+            raise ModelLoadError(err.problem, path=err.path, fix=err.fix) from err
         name = found.model_name
     elif random_weights:
         if not name:
@@ -133,15 +132,6 @@ def _gray(image: np.ndarray) -> torch.Tensor:
     return x if x.shape[1] == 1 else color.rgb_to_gray(x)
 
 
-def _resize_longer(gray: torch.Tensor, size: int) -> torch.Tensor:
-    H, W = gray.shape[-2:]
-    scale = size / max(H, W)
-    if scale == 1:
-        return gray
-    shape = (max(1, round(H * scale)), max(1, round(W * scale)))
-    return F.interpolate(gray, size=shape, mode="bilinear", align_corners=False, antialias=True)
-
-
 def colorize_array(model: nn.Module, image: np.ndarray, size: int | None = None,
                    global_from: np.ndarray | None = None) -> np.ndarray:
     """One photo (uint8 gray or RGB, any size) -> colourized RGB uint8 (H, W, 3) at the same size.
@@ -158,11 +148,10 @@ def colorize_array(model: nn.Module, image: np.ndarray, size: int | None = None,
             raise ValueError(f"{type(model).__name__} has no global features to take from another image")
         kwargs["global_from"] = _gray(global_from)
     with torch.inference_mode():
-        net_gray = gray if size is None else _resize_longer(gray, size)
+        net_gray = gray if size is None else color.to_working(gray, color.working_size(gray.shape[-2:], longer=size))
         rgb = model.colorize(net_gray, **kwargs)  # (1, 3, h, w)
         if net_gray is not gray:
-            ab = color.rgb_to_lab(rgb)[:, 1:]  # (1, 2, h, w)
-            rgb = color.join_lab(color.gray_to_L(gray), ab)  # (1, 3, H, W)
+            rgb = color.from_working(gray, color.rgb_to_lab(rgb)[:, 1:], "lab")  # (1, 3, H, W)
     return color.to_uint8(rgb)[0]
 
 

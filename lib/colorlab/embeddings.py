@@ -8,7 +8,9 @@ paper's input), and stored as float32 (N, 1001) logits under
 `settings.cache_dir()/embeddings/`. The key is the classifier's identity (its
 weight file's SHA-256, or "random" and the seed), the decoded array set (its
 cache folder, which names dataset, split, size, limit and a digest of the file
-list), the classifier input size and `PREPROCESS_VERSION`.
+list), the classifier input size and the code of this module and of every
+colorlab module it imports (`colorlab.keys`): editing `embed_gray` recomputes
+every cached embedding, editing a comment or docstring does not.
 
 An approximation, stated: `colorlab.train` crops and flips the images *after*
 this, so a training sample's embedding is that of the whole, unflipped
@@ -18,26 +20,16 @@ image. A flip does not change what the scene is; a crop drops its border
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from colorlab import color, reports, settings
+from colorlab import atomic, color, keys, settings
 from colorlab.models import mobilenet_v2
-
-PREPROCESS_VERSION = 1  # bump when `embed_gray` changes: every cached embedding is then recomputed
-
-
-@torch.no_grad()
-def embed_gray(classifier: torch.nn.Module, gray: torch.Tensor, size: int = mobilenet_v2.INPUT_SIZE) -> torch.Tensor:
-    """gray (B, 1, H, W) in [0, 1] -> (B, 1001) logits of the gray photo replicated to RGB, seen at size x size."""
-    rgb = color.gray_to_rgb(gray.float())  # (B, 3, H, W)
-    return classifier(rgb, size=size).float()  # (B, 1001)
+from colorlab.models.koalarization2017 import embed_gray  # the network's own embedding, computed once here
 
 
 @torch.no_grad()
@@ -54,9 +46,8 @@ def compute(classifier: torch.nn.Module, rgb_u8: np.ndarray, size: int = mobilen
 
 
 def cache_key(classifier: mobilenet_v2.ClassifierConfig, images_id: str, size: int) -> str:
-    parts = {"classifier": mobilenet_v2.identity(classifier), "images": images_id, "size": int(size),
-             "version": PREPROCESS_VERSION}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    parts = {"classifier": mobilenet_v2.identity(classifier), "images": images_id, "size": int(size)}
+    return keys.key(parts, [__name__])
 
 
 def cache_path(classifier: mobilenet_v2.ClassifierConfig, images_id: str, size: int) -> Path:
@@ -80,7 +71,7 @@ def cached(classifier: mobilenet_v2.ClassifierConfig, rgb_u8: np.ndarray, images
     emb = compute(mobilenet_v2.load(classifier), rgb_u8, size, device=device, progress=progress)
     buf = io.BytesIO()
     np.save(buf, emb)
-    reports.atomic_write_bytes(path, buf.getvalue())
+    atomic.write_bytes(path, buf.getvalue())
     return np.load(path, mmap_mode="r"), key
 
 
@@ -90,7 +81,12 @@ def for_spec(spec, classifier: mobilenet_v2.ClassifierConfig, size: int = mobile
     from colorlab import data
 
     dec = data.decoded(spec.name, spec.split, spec.size, spec.limit, progress=progress)
-    return cached(classifier, dec.rgb, Path(dec.path).name, size, device, progress)
+    images_id = Path(dec.path).name
+    if spec.name not in data.REGISTRY:  # a user's folder: named by its content, so moving it keeps the cache
+        from colorlab.data import folder
+
+        images_id = f"folder-{folder.content_digest(Path(spec.name), spec.split)[:16]}-{spec.size}-{spec.limit}"
+    return cached(classifier, dec.rgb, images_id, size, device, progress)
 
 
 def extras(train_spec, val_spec, classifier: mobilenet_v2.ClassifierConfig, size: int = mobilenet_v2.INPUT_SIZE,

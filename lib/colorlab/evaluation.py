@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from colorlab import color, images, metrics, reports
+from colorlab import atomic, color, images, metrics
 
 METRICS = ("psnr", "ssim", "auc", "colorfulness_ratio")
 COLUMNS = ("name", *METRICS)
@@ -165,11 +165,11 @@ def _json_safe(x):
 
 
 def write_summary_json(summary: dict, path: str | Path) -> Path:
-    return reports.atomic_write_text(Path(path), json.dumps(_json_safe(summary), indent=2) + "\n")
+    return atomic.write_text(Path(path), json.dumps(_json_safe(summary), indent=2) + "\n")
 
 
 def write_scores_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    return reports.atomic_write_text(Path(path), df.to_csv(index=False))
+    return atomic.write_text(Path(path), df.to_csv(index=False))
 
 
 def format_summary(summary: dict) -> str:

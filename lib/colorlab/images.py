@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from colorlab import reports
+from colorlab import atomic
 
 MAX_PIXELS = 64_000_000  # a 8000 x 8000 photo; a decoded RGB copy is 192 MB
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"})
@@ -148,7 +148,7 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     options = {"quality": JPEG_QUALITY} if fmt == "JPEG" else {}
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format=fmt, **options)
-    return reports.atomic_write_bytes(path, buf.getvalue())
+    return atomic.write_bytes(path, buf.getvalue())
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -2,7 +2,8 @@
 
 Runs `notebooks/NN_*.ipynb` in numeric order through papermill, passing the
 profile to each notebook's `parameters` cell. Executed copies go to
-`results/executed/`, and a timing record to `results/reproduce.json`; the
+`results/executed/`, and a budget record to `results/json/reproduce_<profile>.json`
+(machine, commit, empty caches or not, seconds per notebook); the
 notebooks themselves write their tables and figures through
 `colorlab.reports`. A failing notebook stops the run with a non-zero exit
 that names the notebook and the cell.
@@ -86,9 +87,42 @@ def run_one(path: Path, profile: str, out_dir: Path, parameters: dict | None = N
     return Outcome(path.name, time.perf_counter() - start, str(executed))
 
 
+def results_root(profile: str) -> Path:
+    """Where a profile's tables and figures go: results/ for the cpu study the README shows,
+    results/<profile>/ for every other profile, so a smoke or gpu run never overwrites it.
+    An explicit COLORLAB_RESULTS wins."""
+    if os.environ.get("COLORLAB_RESULTS") or profile == profiles.DEFAULT_PROFILE:
+        return settings.results_dir()
+    return settings.results_dir() / profile
+
+
+def _finished_runs() -> int:
+    root = settings.runs_dir()
+    return sum(1 for _ in root.glob("*/*/done")) if root.exists() else 0
+
+
 def reproduce(profile: str, only: list[str] | None = None, parameters: dict | None = None, timeout: int | None = None) -> list[Outcome]:
+    """Run the notebooks at `profile` into `results_root(profile)`; write a budget record beside the tables:
+    the machine (CPU model, ISA), the commit, whether the run store was empty, and each notebook's seconds."""
     profiles.check(profile)
-    out_dir = settings.results_dir() / "executed"
+    root = results_root(profile)
+    before = os.environ.get("COLORLAB_RESULTS")
+    os.environ["COLORLAB_RESULTS"] = str(root)  # the notebooks' kernels inherit it
+    try:
+        return _reproduce(profile, root, only, parameters, timeout)
+    finally:
+        if before is None:
+            os.environ.pop("COLORLAB_RESULTS", None)
+        else:
+            os.environ["COLORLAB_RESULTS"] = before
+
+
+def _reproduce(profile: str, root: Path, only, parameters, timeout) -> list[Outcome]:
+    from colorlab import machine
+
+    out_dir = root / "executed"
+    started = {"commit": machine.commit(), "machine": machine.describe(), "finished_runs_before": _finished_runs(),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     outcomes = []
     for nb in discover(only=only):
         print(f"[reproduce] {nb.name} (PROFILE={profile}) ...", flush=True)
@@ -96,12 +130,19 @@ def reproduce(profile: str, only: list[str] | None = None, parameters: dict | No
         print(f"[reproduce] {nb.name} done in {outcome.seconds:.1f} s", flush=True)
         outcomes.append(outcome)
     record = {
-        "profile": profile,
-        "notebooks": [o.__dict__ for o in outcomes],
+        "profile": profile, **started, "caches_empty": started["finished_runs_before"] == 0,
+        "only": only, "notebooks": [{**o.__dict__, "executed": _relative(o.executed)} for o in outcomes],
         "total_seconds": sum(o.seconds for o in outcomes),
     }
-    reports.save_json(record, f"reproduce_{profile}")
+    reports.save_json(record, f"reproduce_{profile}", root=root)
     return outcomes
+
+
+def _relative(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(settings.REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def has_outputs(path: Path) -> bool:
@@ -132,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"[reproduce] FAILED {err}", file=sys.stderr)
         return 1
     total = sum(o.seconds for o in outcomes)
-    print(f"[reproduce] {len(outcomes)} notebooks in {total / 60:.1f} min; results in {settings.results_dir()}")
+    print(f"[reproduce] {len(outcomes)} notebooks in {total / 60:.1f} min; results in {results_root(args.profile)}")
     return 0
 
 

@@ -112,6 +112,12 @@ def _loss_columns(df: pd.DataFrame) -> list[str]:
             and not any(word in c.lower() for word in ("top", "acc"))]
 
 
+def _part(column: str) -> str:
+    """The loss a column measures: "train_color" and "val_color" are both "color"."""
+    head, _, rest = column.partition("_")
+    return rest if head in ("train", "val") and rest else column
+
+
 def loss_curves(
     history: pd.DataFrame | Mapping[str, pd.DataFrame],
     columns: Sequence[str] | None = None,
@@ -123,43 +129,48 @@ def loss_curves(
 ):
     """Loss against step for one training history (`train.fit(...).history`) or a dict {name: history}.
 
-    `columns` defaults to every numeric column except the x axes
-    (step, epoch, time_s) and accuracies (top-k). Validation columns (`val_*`)
-    are dashed with markers (they are sparse); `smooth` > 1 draws a rolling
-    mean of that many logged points for the other columns.
+    One axis per loss (colour, class, total, ...): each loss gets its own y scale,
+    so a colour MSE of 0.02 is not flattened by a class cross-entropy of 4.6.
+    `columns` defaults to every numeric column except the x axes (step, epoch,
+    time_s) and accuracies (top-k). Validation columns (`val_*`) are dashed with
+    markers (they are sparse); `smooth` > 1 draws a rolling mean of that many
+    logged points for the other columns.
     """
-    runs = dict(history) if isinstance(history, Mapping) else {"": history}
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    drawn = 0
-    for r, (name, df) in enumerate(runs.items()):
-        df = pd.DataFrame(df)
-        cols = list(columns) if columns is not None else _loss_columns(df)
-        missing = [c for c in cols if c not in df]
+    runs = {k: pd.DataFrame(v) for k, v in history.items()} if isinstance(history, Mapping) else {"": pd.DataFrame(history)}
+    chosen = {name: list(columns) if columns is not None else _loss_columns(df) for name, df in runs.items()}
+    for name, cols in chosen.items():
+        missing = [c for c in cols if c not in runs[name]]
         if missing:
-            raise KeyError(f"loss_curves: {name or 'history'} has no column(s) {missing}; it has {list(df.columns)}")
+            raise KeyError(f"loss_curves: {name or 'history'} has no column(s) {missing}; it has {list(runs[name].columns)}")
+    parts = list(dict.fromkeys(_part(c) for cols in chosen.values() for c in cols)) or [ylabel]
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(parts), figsize=(max(6.4, 3.6 * len(parts)), 3.8), layout="constrained",
+                             squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for r, (name, df) in enumerate(runs.items()):
         xs = df[x] if x in df else pd.Series(np.arange(len(df)), index=df.index)
-        for c, col in enumerate(cols):
+        for col in chosen[name]:
+            ax = axes[0, parts.index(_part(col))]
             keep = df[col].notna()  # validation rows are sparse: join the points that exist
             y = df[col][keep]
             is_val = col.startswith("val_")
             if smooth > 1 and not is_val:
                 y = y.rolling(smooth, min_periods=1).mean()
-            colour = colours[(r if len(runs) > 1 else c) % len(colours)]
+            colour = colours[(r if len(runs) > 1 else int(is_val)) % len(colours)]
             label = f"{name}: {col}" if name else col
             ax.plot(xs[keep], y, color=colour, label=label, linestyle="--" if is_val else "-",
                     marker="o" if is_val else None, markersize=3)
-            drawn += 1
-    ax.set_xlabel(x if any(x in pd.DataFrame(df) for df in runs.values()) else "logged point")
-    ax.set_ylabel(ylabel)
-    if logy:
-        ax.set_yscale("log")
+    for ax, part in zip(axes[0], parts):
+        ax.set_title(f"{part} loss" if part not in ("loss", ylabel) else ylabel, fontsize=10)
+        ax.set_ylabel(ylabel if part in ("loss", ylabel) else part)
+        ax.set_xlabel(x if any(x in df for df in runs.values()) else "logged point")
+        if logy:
+            ax.set_yscale("log")
+        if ax.lines:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     if title:
-        ax.set_title(title)
-    if drawn:
-        ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -212,6 +223,45 @@ def bar_with_ci(
             ax.legend(fontsize=8, title=hue)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "auc": "AuC (0-150)", "colorfulness_ratio": "colourfulness ratio",
+                 "colorfulness_error": "|colourfulness ratio - 1|"}
+
+
+def differences(df: pd.DataFrame, title: str):
+    """A forest plot of paired differences (`study.differences`): one axes per metric, one row per
+    variant (and dataset), the difference from its reference with its 95% interval, and a line at 0.
+
+    Drawn as differences, not as bars from zero, so a 0.3 dB effect is as visible as it is real.
+    """
+    metrics_ = list(pd.unique(df["metric"]))
+    datasets = list(pd.unique(df["dataset"]))
+    labels = list(dict.fromkeys(f"{r.variant}\n vs {r.reference}" for r in df.itertuples()))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(1, len(metrics_)), figsize=(3.4 * max(1, len(metrics_)) + 1.6, 0.55 * len(labels) + 1.6),
+                             squeeze=False, layout="constrained", sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    step = 0.7 / max(1, len(datasets))
+    for ax, metric in zip(axes[0], metrics_):
+        part = df[df["metric"] == metric]
+        for d_i, dataset in enumerate(datasets):
+            sub = part[part["dataset"] == dataset]
+            ys = np.array([labels.index(f"{r.variant}\n vs {r.reference}") for r in sub.itertuples()], float)
+            ys = ys + (d_i - (len(datasets) - 1) / 2) * step
+            diff = sub["diff"].to_numpy(float)
+            err = np.stack((diff - sub["ci_low"].to_numpy(float), sub["ci_high"].to_numpy(float) - diff))
+            ax.errorbar(diff, ys, xerr=np.nan_to_num(err), fmt="o", capsize=3, color=colours[d_i % len(colours)],
+                        label=str(dataset) if len(datasets) > 1 else None)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel(f"difference in {METRIC_LABELS.get(metric, metric)}")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].set_yticks(np.arange(len(labels)), labels, fontsize=8)
+    axes[0, 0].invert_yaxis()
+    if len(datasets) > 1:
+        axes[0, -1].legend(fontsize=8, title="images")
+    fig.suptitle(title, fontsize=10)
     return fig
 
 

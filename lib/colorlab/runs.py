@@ -1,39 +1,45 @@
-"""Trained runs, keyed by everything that shaped their weights.
+"""The run store: every trained artefact, keyed by what produced it, trained once and verified on load.
 
-A run's key is the SHA-256 of (model name, model config, train config, data
-specs, extra arrays' identities, code version), where the code version is
-`colorlab.__version__` plus a digest of the model's source file, `train.py` and
-`color.py` (which makes the targets). Change any of them and the key changes,
-so a stale run is never reused; ask again with the same ones and the finished
-run is loaded instead of trained, or an interrupted one resumed.
+A `Recipe` says what to train: the network module and its config, the
+training config, a JSON description of the data, the modules whose code
+produces the weights, and how to get the arrays (or, for a model that does
+not train through `colorlab.train.fit`, a function that trains it). The
+store turns a recipe into a `Run`:
+
+    key = keys.key({model, model config, train config, data}, producers)
+
+so the key changes with any config field that shapes the weights and with
+any code edit in the producers' import closure (comments and docstrings do
+not count). `get(recipe)` returns the finished run of that key, resumes an
+interrupted one, or trains a new one; `status(recipe)` answers "will this
+retrain?" without training. The experiments (`colorlab.experiments`) build
+recipes; nothing here knows a paper.
 
     <runs_dir>/<model_name>/<key[:12]>/
         config.json     everything needed to rebuild the model and repeat the run
         checkpoint.pt   model + optimizer + RNG + history (colorlab.train), for resuming
-        history.csv     loss / validation curves
+        history.csv     loss / validation curves; loss_curves.png
         final.pt        the trained weights {"model", "config", "model_name", ...}
         metrics.json    final numbers; notebooks may add their own (Run.update_metrics)
-        done            written last: the run is complete
+        done            written last: when, and the SHA-256 of final.pt
 
-Two processes asking for the same unfinished run take turns: the second waits on
-the run folder's lock file (POSIX `flock`) and then loads what the first trained.
-Under torchrun the ranks coordinate among themselves and take no lock. `export(run, path)` writes one self-describing
-safetensors file (metadata: model_name, config, train_config, data, metrics,
-colorlab_version, key); `load_exported(path)` rebuilds the model from it.
+A finished run is verified before it is served: `done` must name the digest
+of `final.pt`, so a truncated or replaced weights file is reported (and
+retrained by `get`) instead of loading garbage. Two processes asking for one
+unfinished run take turns on the folder's lock (POSIX `flock`); under
+torchrun the ranks coordinate among themselves. `export` writes one
+self-describing safetensors file; `load_exported` rebuilds the model from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import datetime as _dt
 import hashlib
-import importlib
 import json
 import os
 import sys
-import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -44,118 +50,63 @@ import torch
 from torch import nn
 
 import colorlab
-from colorlab import reports, settings
+from colorlab import atomic, keys, settings
+from colorlab.configs import config_from_dict, network_module
 from colorlab import train as training
+from colorlab.errors import ColorlabError, CorruptFileError
 
-EXPORT_FORMAT = "colorlab-weights/1"
-
-
-# --- keys ------------------------------------------------------------------------
-def model_module(model_name: str):
-    """`colorlab.models.get(name)`, or any importable module with `Config` and `build` (dotted name)."""
-    from colorlab import models
-
-    if model_name in models.MODULES or "." not in model_name:
-        return models.get(model_name)
-    return importlib.import_module(model_name)
+Arrays = dict[str, np.ndarray]
 
 
-def _digest(*parts: bytes) -> str:
+@dataclass
+class Recipe:
+    """What to train, and how; `colorlab.experiments` builds one per (model, profile, overrides)."""
+
+    model_name: str  # the runs folder's first level, e.g. "iizuka2016"
+    module: str  # dotted name of the network module: `Config`, `build(cfg)`
+    model_cfg: Any  # a dataclass of `module.Config`
+    train_cfg: Any  # a dataclass; `training.NOT_IN_KEY` fields are left out of the key
+    data: dict  # JSON-able description of the inputs: data specs, keys of derived arrays
+    producers: tuple[str, ...] = ()  # modules whose code makes the weights (besides `module`)
+    load: Callable[[], tuple[Arrays, Arrays | None]] | None = None  # arrays for `train.fit`
+    # A model that does not train through `train.fit` (Cheng's clustered nets, the scene parser):
+    # fit(folder, progress, resume) -> (trained model, metrics). It writes only inside `folder`.
+    fit: Callable[[Path, bool, bool], tuple[nn.Module, dict]] | None = None
+    command: str = ""  # the CLI command that trains this recipe, for messages
+
+    def payload(self) -> dict:
+        train = {k: v for k, v in asdict(self.train_cfg).items() if k not in training.NOT_IN_KEY}
+        return keys.jsonable({"model_name": self.model_name, "module": self.module, "model_config": asdict(self.model_cfg),
+                              "train_config": train, "data": self.data})
+
+    @property
+    def key(self) -> str:
+        return keys.key(self.payload(), (self.module, *self.producers))
+
+    @property
+    def folder(self) -> Path:
+        return run_dir(self.model_name, self.key)
+
+
+def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    for p in parts:
-        h.update(hashlib.sha256(p).digest())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
-
-
-def code_version(model_name: str) -> str:
-    """colorlab version + a digest of the model's source, train.py and color.py."""
-    from colorlab import color
-
-    files = [Path(model_module(model_name).__file__), Path(training.__file__), Path(color.__file__)]
-    return f"{colorlab.__version__}+{_digest(*(f.read_bytes() for f in files))[:16]}"
-
-
-def array_identity(array: np.ndarray) -> str:
-    """Who an extra array is, without hashing it when avoidable: a memmap is its file; else its bytes."""
-    filename = getattr(array, "filename", None)
-    if filename:
-        stat = os.stat(filename)
-        return f"file:{filename}:{array.dtype}:{array.shape}:{stat.st_size}:{stat.st_mtime_ns}"
-    a = np.ascontiguousarray(array)
-    return f"sha256:{hashlib.sha256(a.view(np.uint8).reshape(-1)).hexdigest()}:{a.dtype}:{a.shape}"
-
-
-def extras_identity(extras: dict | None) -> dict[str, str]:
-    """extras: name -> (train, val) or (train, val, identity string, e.g. the cache key that made them)."""
-    out = {}
-    for name, value in (extras or {}).items():
-        if len(value) == 3:
-            out[name] = str(value[2])
-        elif len(value) == 2:
-            out[name] = " | ".join("none" if a is None else array_identity(a) for a in value)
-        else:
-            raise ValueError(f"extras[{name!r}] must be (train, val) or (train, val, identity), got {len(value)} items")
-    return out
-
-
-def key_payload(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, data: dict) -> dict:
-    train = {k: v for k, v in asdict(train_cfg).items() if k not in training.NOT_IN_KEY}
-    return training._jsonable({"model_name": model_name, "model_config": asdict(model_cfg), "train_config": train,
-                               "data": data, "code_version": code_version(model_name)})
-
-
-def run_key(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, data: dict) -> str:
-    """SHA-256 of the key payload (canonical JSON)."""
-    payload = key_payload(model_name, model_cfg, train_cfg, data)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _spec_dict(spec) -> dict | None:
-    return None if spec is None else asdict(spec)
-
-
-def data_description(train_spec, val_spec, extras: dict | None = None) -> dict:
-    return {"train": _spec_dict(train_spec), "val": _spec_dict(val_spec), "extras": extras_identity(extras)}
-
-
-# --- configs back from JSON ---------------------------------------------------------
-def config_from_dict(cls, values: dict):
-    """Rebuild a (possibly nested) config dataclass from its `asdict`; lists go back to tuples
-    where the field is a tuple. Unknown fields are an error (the code has changed)."""
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"{cls.__qualname__} has no fields {sorted(unknown)}: the run was made by other code")
-    try:
-        hints = typing.get_type_hints(cls)
-    except Exception:  # noqa: BLE001 - unresolvable annotations: fall back on the defaults' types
-        hints = {}
-    kwargs = {}
-    for name, value in values.items():
-        f = known[name]
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
-        hint = hints.get(name)
-        nested = type(default) if dataclasses.is_dataclass(default) else (hint if dataclasses.is_dataclass(hint) else None)
-        if nested is not None and isinstance(value, dict):
-            value = config_from_dict(nested, value)
-        elif isinstance(value, list) and (isinstance(default, tuple) or "tuple" in str(hint)):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 # --- runs ----------------------------------------------------------------------------
 @dataclass
 class Run:
-    """A run folder. `.model` loads the trained weights (eval mode) on first use.
+    """A run folder. `.model` loads the verified trained weights (eval mode) on first use.
 
     `study.evaluate` scores a run once per evaluation set and caches the scores in its folder.
     """
 
     key: str
     dir: Path
-    config: dict  # config.json: model_name, model_config, train_config, data, code_version, created
+    config: dict  # config.json: key, model_name, module, model_config, train_config, data, created, command
     _model: nn.Module | None = field(default=None, repr=False)
 
     @property
@@ -171,8 +122,28 @@ class Run:
         return self.config["train_config"]
 
     @property
+    def command(self) -> str:
+        return self.config.get("command") or f"colorlab train --model {self.model_name}"
+
+    @property
     def done(self) -> bool:
+        """Finished: the `done` marker and `final.pt` exist (`verify` also checks the digest)."""
         return (self.dir / "done").exists() and (self.dir / "final.pt").exists()
+
+    def verify(self) -> None:
+        """A clear `CorruptFileError` unless `final.pt` is the file the `done` marker names."""
+        final, done = self.dir / "final.pt", self.dir / "done"
+        try:
+            expected = json.loads(done.read_text()).get("final_sha256")
+        except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+            expected = None
+        if expected is None:
+            raise CorruptFileError(f"run {self.key[:12]} is not finished (no valid done marker)", path=done,
+                                   fix=self.command)
+        if not final.exists() or _sha256(final) != expected:
+            raise CorruptFileError(f"run {self.key[:12]}: the weights file is damaged or missing "
+                                   "(its SHA-256 differs from the one recorded when the run finished)",
+                                   path=final, fix=f"{self.command} (retrains it)")
 
     @property
     def history(self) -> pd.DataFrame:
@@ -185,23 +156,29 @@ class Run:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def update_metrics(self, **values) -> dict:
-        merged = {**self.metrics, **training._jsonable(values)}
-        reports.atomic_write_text(self.dir / "metrics.json", json.dumps(merged, indent=2, sort_keys=True) + "\n")
+        merged = {**self.metrics, **keys.jsonable(values)}
+        atomic.write_text(self.dir / "metrics.json", json.dumps(merged, indent=2, sort_keys=True) + "\n")
         return merged
 
     def build_model(self) -> nn.Module:
         """A fresh, untrained model of this run's config."""
-        module = model_module(self.model_name)
+        module = network_module(self.config)
         return module.build(config_from_dict(module.Config, self.model_config))
 
     @property
     def model(self) -> nn.Module:
         if self._model is None:
+            if not self.done:
+                raise ColorlabError(f"run {self.key[:12]} has not finished", path=self.dir, fix=self.command)
+            self.verify()
             path = self.dir / "final.pt"
-            if not path.exists():
-                raise FileNotFoundError(f"run {self.key[:12]} ({self.dir}) has no final.pt: it has not finished")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+            except Exception as err:  # noqa: BLE001 - zip, pickle and key errors all mean a file we cannot use
+                raise CorruptFileError(f"cannot read the weights ({type(err).__name__})", path=path,
+                                       fix=f"{self.command} (retrains it)") from err
             model = self.build_model()
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            model.load_state_dict(state)
             self._model = model.eval()
         return self._model
 
@@ -219,20 +196,6 @@ def _read_config(path: Path) -> dict | None:
         return json.loads((path / "config.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _finish(run: Run, result: training.TrainResult) -> None:
-    """metrics.json (last logged value of every curve; train_seconds = wall time of the whole
-    run, validation and checkpoints included, summed over resumes), then the `done` marker."""
-    h = result.history
-    last = {c: float(h[c].dropna().iloc[-1]) for c in h.columns
-            if c.startswith(("train_", "val_")) and h[c].notna().any()}
-    trained_s = float(h["time_s"].iloc[-1]) if len(h) else 0.0
-    steps = int(run.train_config["steps"])
-    run.update_metrics(steps=steps, train_seconds=trained_s,
-                       samples_per_s=steps * int(run.train_config["batch_size"]) / trained_s if trained_s else None,
-                       **last)
-    reports.atomic_write_text(run.dir / "done", _dt.datetime.now().isoformat(timespec="seconds") + "\n")
 
 
 @contextlib.contextmanager
@@ -258,98 +221,134 @@ def _lock(folder: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _train_or_load(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, data: dict,
-                   load_arrays: Callable[[], tuple[dict, dict | None]], progress: bool, resume: bool) -> Run:
-    key = run_key(model_name, model_cfg, train_cfg, data)
-    folder = run_dir(model_name, key)
-    with _lock(folder):
-        return _train_or_load_locked(model_name, model_cfg, train_cfg, data, load_arrays, progress, resume, key, folder)
-
-
-def _train_or_load_locked(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, data: dict,
-                          load_arrays: Callable[[], tuple[dict, dict | None]], progress: bool, resume: bool,
-                          key: str, folder: Path) -> Run:
+def status(recipe: Recipe) -> tuple[Run, str]:
+    """(run, state) without training: "trained", "damaged" (finished, weights fail verification),
+    "unfinished" (a checkpoint to resume) or "new"."""
+    key = recipe.key
+    folder = run_dir(recipe.model_name, key)
     existing = _read_config(folder)
-    if existing is not None and existing.get("key") != key:
-        raise RuntimeError(f"{folder} holds run {existing.get('key')}, not {key}: a 12-digit key clash; move it away")
-    run = Run(key, folder, existing or {})
-    if existing is not None and run.done:
-        return run
-    config = training._jsonable({
-        "key": key, "model_name": model_name, "model_config": asdict(model_cfg), "train_config": asdict(train_cfg),
-        "data": data, "code_version": code_version(model_name), "colorlab_version": colorlab.__version__,
+    run = Run(key, folder, existing or _config(recipe, key, None))
+    if existing is None:
+        return run, "new"
+    if run.done:
+        try:
+            run.verify()
+            return run, "trained"
+        except CorruptFileError:
+            return run, "damaged"
+    return run, "unfinished" if (folder / "checkpoint.pt").exists() else "new"
+
+
+def _config(recipe: Recipe, key: str, existing: dict | None) -> dict:
+    return keys.jsonable({
+        "key": key, "model_name": recipe.model_name, "module": recipe.module,
+        "model_config": asdict(recipe.model_cfg), "train_config": asdict(recipe.train_cfg), "data": recipe.data,
+        "producers": keys.closure((recipe.module, *recipe.producers)), "colorlab_version": colorlab.__version__,
+        "command": recipe.command,
         "created": (existing or {}).get("created") or _dt.datetime.now().isoformat(timespec="seconds"),
     })
-    run.config = config
-    world = training.init_distributed(training.resolve_device(train_cfg.device))
+
+
+def get(recipe: Recipe, *, progress: bool = True, resume: bool = True) -> Run:
+    """The finished run of `recipe` if there is one (verified); else train it, resuming an interrupted one.
+
+    A finished run whose weights fail verification is trained again (from its last
+    checkpoint when that is complete). `resume=False` starts an unfinished run over.
+    """
+    key = recipe.key
+    folder = run_dir(recipe.model_name, key)
+    with _lock(folder):
+        existing = _read_config(folder)
+        if existing is not None and existing.get("key") != key:
+            raise ColorlabError(f"holds run {existing.get('key')}, not {key}: a 12-digit key clash", path=folder,
+                                fix=f"move {folder} away")
+        run = Run(key, folder, existing or {})
+        if existing is not None and run.done:
+            try:
+                run.verify()
+                return run
+            except CorruptFileError as err:
+                print(f"[runs] {err.line()}; training it again", file=sys.stderr, flush=True)
+        return _train(recipe, key, folder, existing, progress, resume)
+
+
+def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progress: bool, resume: bool) -> Run:
+    config = _config(recipe, key, existing)
+    run = Run(key, folder, config)
+    world = training.init_distributed(training.resolve_device(getattr(recipe.train_cfg, "device", "cpu")))
     if world.main:  # under torchrun only rank 0 writes
-        reports.atomic_write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        atomic.write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
         (folder / "done").unlink(missing_ok=True)
-    if world.size > 1 and not world.main:
-        training.dist.barrier()  # rank 0 decodes (and caches) the data first
-    train_arrays, val_arrays = load_arrays()
-    if world.size > 1 and world.main:
-        training.dist.barrier()
-    training.seed_everything(train_cfg.seed)  # the initial weights
-    model = model_module(model_name).build(model_cfg)
-    result = training.fit(model, train_arrays, val_arrays, train_cfg, folder, resume=resume, progress=progress,
-                          meta={"model_name": model_name, "key": key})
+    if recipe.fit is not None:
+        model, metrics = recipe.fit(folder, progress, resume)
+        config["model_config"] = keys.jsonable(asdict(model.cfg))  # e.g. the clusters Cheng's Alg. 3 found
+        atomic.write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
+        atomic.save_torch({"model": model.state_dict(), "config": config["model_config"],
+                           "model_name": recipe.model_name, "key": key}, folder / "final.pt")
+        run.update_metrics(**metrics)
+    else:
+        if world.size > 1 and not world.main:
+            training.dist.barrier()  # rank 0 decodes (and caches) the data first
+        train_arrays, val_arrays = recipe.load()
+        if world.size > 1 and world.main:
+            training.dist.barrier()
+        training.seed_everything(recipe.train_cfg.seed)  # the initial weights
+        model = network_module(config).build(recipe.model_cfg)
+        try:
+            result = training.fit(model, train_arrays, val_arrays, recipe.train_cfg, folder, resume=resume,
+                                  progress=progress, meta={"model_name": recipe.model_name, "key": key})
+        except training.CheckpointError as err:
+            raise CorruptFileError(str(err), path=err.path,
+                                   fix=f"{recipe.command} --no-resume (starts the run over)") from err
+        model = result.model
+        if world.main:
+            _finish_metrics(run, result)
+        if world.size > 1:
+            training.dist.barrier()
     if world.main:
-        _finish(run, result)
-    if world.size > 1:
-        training.dist.barrier()
-    run._model = result.model.eval()
+        _draw_curves(run)
+        atomic.write_text(folder / "done", json.dumps({"finished": _dt.datetime.now().isoformat(timespec="seconds"),
+                                                       "final_sha256": _sha256(folder / "final.pt")}) + "\n")
+    run._model = model.eval()
     return run
 
 
-def train_or_load(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig, train_spec, val_spec,
-                  extras: dict | None = None, *, progress: bool = True, resume: bool = True) -> Run:
-    """The finished run of this config if there is one; else train it (resuming an interrupted one).
-
-    train_spec / val_spec: `colorlab.profiles.DataSpec` (val_spec may be None), decoded with
-    `colorlab.data.decoded`. extras: name -> (train array, val array[, identity]) of extra per-sample
-    arrays aligned with the decoded images (e.g. classifier embeddings); give the identity (the
-    cache key that made them) when you have it, else the memmap file or the bytes are hashed.
-    `resume=False` starts an unfinished run over (a finished one is still reused).
-    """
-    data = data_description(train_spec, val_spec, extras)
-
-    def load() -> tuple[dict, dict | None]:
-        from colorlab import data as datasets
-
-        def arrays(spec, which: int) -> dict | None:
-            if spec is None:
-                return None
-            dec = datasets.decoded(spec.name, spec.split, spec.size, spec.limit, progress=progress)
-            out = {"rgb": dec.rgb, "label": np.asarray(dec.labels, dtype=np.int64)}
-            for name, value in (extras or {}).items():
-                if value[which] is None:
-                    continue
-                if len(value[which]) != len(dec.rgb):
-                    raise ValueError(f"extras[{name!r}] has {len(value[which])} rows, {spec} has {len(dec.rgb)} images")
-                out[name] = value[which]
-            return out
-
-        return arrays(train_spec, 0), arrays(val_spec, 1)
-
-    return _train_or_load(model_name, model_cfg, train_cfg, data, load, progress, resume)
+def _finish_metrics(run: Run, result: training.TrainResult) -> None:
+    """metrics.json: last logged value of every curve; train_seconds = wall time of the whole
+    run, validation and checkpoints included, summed over resumes."""
+    h = result.history
+    last = {c: float(h[c].dropna().iloc[-1]) for c in h.columns
+            if c.startswith(("train_", "val_")) and h[c].notna().any()}
+    trained_s = float(h["time_s"].iloc[-1]) if len(h) else 0.0
+    steps = int(run.train_config["steps"])
+    run.update_metrics(steps=steps, train_seconds=trained_s,
+                       samples_per_s=steps * int(run.train_config["batch_size"]) / trained_s if trained_s else None,
+                       **last)
 
 
-def train_or_load_arrays(model_name: str, model_cfg: Any, train_cfg: training.TrainConfig,
-                         train_arrays: dict[str, np.ndarray], val_arrays: dict[str, np.ndarray] | None,
-                         data_id: str | dict, *, progress: bool = True, resume: bool = True) -> Run:
-    """`train_or_load` for arrays made elsewhere (e.g. Cheng's per-pixel features):
-    `data_id` names them (the cache key that made them) and goes into the run key."""
-    return _train_or_load(model_name, model_cfg, train_cfg, {"arrays": data_id},
-                          lambda: (train_arrays, val_arrays), progress, resume)
+def _draw_curves(run: Run) -> None:
+    """loss_curves.png beside history.csv (a figure never fails a run)."""
+    if run.history.empty:
+        return
+    try:
+        import matplotlib.pyplot as plt
+
+        from colorlab import plots
+
+        fig = plots.loss_curves(run.history)
+        fig = getattr(fig, "figure", fig)
+        atomic.save_figure(fig, run.dir / "loss_curves.png", dpi=100)
+        plt.close(fig)
+    except Exception as err:  # noqa: BLE001 - the weights are saved already
+        print(f"[runs] could not draw the loss curves of {run.dir}: {err}", file=sys.stderr)
 
 
+# --- finding runs -----------------------------------------------------------------------
 def _all_runs(model_name: str | None = None) -> list[Run]:
     root = settings.runs_dir()
     if not root.exists():
         return []
     folders = root.glob(f"{model_name}/*") if model_name else root.glob("*/*")
-    # other trained artefacts share the folder (e.g. the scene parser's cache): keep colorization runs only
     runs = [Run(c["key"], f, c) for f in sorted(folders) if (c := _read_config(f)) and "key" in c and "model_name" in c]
     return sorted(runs, key=lambda r: r.config.get("created", ""))
 
@@ -357,12 +356,12 @@ def _all_runs(model_name: str | None = None) -> list[Run]:
 def load_run(model_name: str | None, key: str) -> Run:
     """The run whose key starts with `key` (at least 6 hex digits); model_name None searches all models."""
     if len(key) < 6:
-        raise ValueError(f"give at least 6 digits of the run key, got {key!r}")
+        raise ColorlabError(f"give at least 6 digits of the run key, got {key!r}", fix="colorlab runs list")
     hits = [r for r in _all_runs(model_name) if r.key.startswith(key)]
     if len(hits) != 1:
         where = settings.runs_dir() / (model_name or "*")
-        raise LookupError(f"{'no' if not hits else len(hits)} runs with key {key}... under {where}"
-                          + ("" if not hits else ": give more digits"))
+        raise ColorlabError(f"{'no' if not hits else len(hits)} runs with key {key}...", path=where,
+                            fix="colorlab runs list" + ("" if not hits else " (give more digits)"))
     return hits[0]
 
 
@@ -370,28 +369,28 @@ def find_runs(model_name: str, done: bool = True, **filters) -> list[Run]:
     """Runs of `model_name` whose model or train config has every `field=value` of `filters`, oldest first."""
     def matches(run: Run) -> bool:
         cfg = {**run.train_config, **run.model_config}
-        return all(k in cfg and cfg[k] == training._jsonable({"v": v})["v"] for k, v in filters.items())
+        return all(k in cfg and cfg[k] == keys.jsonable(v) for k, v in filters.items())
 
     return [r for r in _all_runs(model_name) if matches(r) and (r.done or not done)]
 
 
 def _summary(run: Run) -> str:
     try:
-        defaults = asdict(model_module(run.model_name).Config())
+        defaults = keys.jsonable(asdict(network_module(run.config).Config()))
     except Exception:  # noqa: BLE001 - a model that is gone still lists
         defaults = {}
-    d = training._jsonable(defaults)
-    changed = {k: v for k, v in run.model_config.items() if d.get(k) != v}
+    changed = {k: v for k, v in run.model_config.items() if defaults.get(k) != v}
     t = run.train_config
     parts = [f"{k}={v}" for k, v in changed.items()]
-    parts += [f"{t['optimizer']} lr={t['lr']}", f"batch={t['batch_size']}", f"seed={t['seed']}"]
-    return ", ".join(parts)
+    if "optimizer" in t:
+        parts += [f"{t['optimizer']} lr={t.get('lr')}", f"batch={t.get('batch_size')}"]
+    return ", ".join(parts + [f"seed={t.get('seed')}"])
 
 
 def _data_summary(data: dict) -> str:
     spec = data.get("train")
-    if not spec:
-        return str(data.get("arrays", ""))[:40]
+    if not isinstance(spec, dict) or "name" not in spec:
+        return str(data.get("arrays", data.get("train", "")))[:40]
     limit = f" limit {spec['limit']}" if spec.get("limit") else ""
     return f"{spec['name']}/{spec['split']}@{spec['size']}{limit}"
 
@@ -405,7 +404,7 @@ def list_runs(model_name: str | None = None) -> pd.DataFrame:
         rows.append({
             "method": run.model_name, "key": run.key[:12], "config": _summary(run),
             "data": _data_summary(run.config.get("data", {})),
-            "steps": int(history["step"].iloc[-1]) if len(history) else 0,
+            "steps": int(history["step"].iloc[-1]) if len(history) and "step" in history else m.get("steps", 0),
             "target_steps": run.train_config.get("steps"),
             "val_loss": m.get("val_loss"), "val_top1": m.get("val_top1"), "train_seconds": m.get("train_seconds"),
             "date": run.config.get("created"), "status": "done" if run.done else "unfinished",
@@ -413,51 +412,6 @@ def list_runs(model_name: str | None = None) -> pd.DataFrame:
     columns = ["method", "key", "config", "data", "steps", "target_steps", "val_loss", "val_top1",
                "train_seconds", "date", "status"]
     return pd.DataFrame(rows, columns=columns)
-
-
-# --- export ----------------------------------------------------------------------------
-def export(run: Run, path: Path) -> Path:
-    """The run's weights as one safetensors file whose metadata describes it (written atomically)."""
-    from safetensors.torch import save_file
-
-    if not run.done:
-        raise ValueError(f"run {run.key[:12]} has not finished; nothing to export")
-    tensors = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
-    metadata = {
-        "format": EXPORT_FORMAT, "colorlab_version": colorlab.__version__, "model_name": run.model_name,
-        "key": run.key, "code_version": run.config.get("code_version", ""),
-        "config": json.dumps(run.model_config, sort_keys=True),
-        "train_config": json.dumps(run.train_config, sort_keys=True),
-        "data": json.dumps(run.config.get("data", {}), sort_keys=True),
-        "metrics": json.dumps(run.metrics, sort_keys=True),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, 0o644)  # safetensors writes 0600; a file handed to a class must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_exported(path: Path) -> tuple[nn.Module, dict]:
-    """(model in eval mode, metadata with the JSON fields parsed) from a file written by `export`."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as f:
-        raw = f.metadata() or {}
-    if "model_name" not in raw or "config" not in raw:
-        raise ValueError(f"{path} is not a colorlab weights file (no model_name / config in its metadata)")
-    meta = {k: (json.loads(v) if k in ("config", "train_config", "data", "metrics") else v) for k, v in raw.items()}
-    module = model_module(meta["model_name"])
-    model = module.build(config_from_dict(module.Config, meta["config"]))
-    model.load_state_dict(load_file(str(path)))
-    return model.eval(), meta
 
 
 # --- command line: `colorlab runs list | export` ------------------------------------------
@@ -474,16 +428,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         df = list_runs(args.model)
-        if df.empty:
-            print(f"no runs under {settings.runs_dir()}")
-        else:
-            print(df.to_markdown(index=False, floatfmt=".4g"))
+        print(f"no runs under {settings.runs_dir()}" if df.empty else df.to_markdown(index=False, floatfmt=".4g"))
         return 0
-    try:
-        found = load_run(args.model, args.key)
-        out = export(found, args.out)
-    except (LookupError, ValueError) as err:
-        print(f"colorlab runs export: {err}", file=sys.stderr)
-        return 1
+    from colorlab import weights
+
+    found = load_run(args.model, args.key)
+    out = weights.export(found, args.out)
     print(f"wrote {out} ({found.model_name}, run {found.key[:12]})")
     return 0

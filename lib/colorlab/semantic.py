@@ -22,7 +22,6 @@ classifier's evaluation centre crop).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 from pathlib import Path
@@ -33,8 +32,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from colorlab import color, data, metrics, reports, study
-from colorlab.runs import Run
+from colorlab import atomic, color, data, keys, metrics, study
+from colorlab.protocol import StoredRun as Run
 from colorlab.models import mobilenet_v2
 
 COLOR = "color (ground truth)"
@@ -51,13 +50,12 @@ def _methods(methods) -> dict[str, Callable]:
     return {name: study.as_colorizer(m) for name, m in methods.items()}
 
 
-SEMANTIC_VERSION = 1  # bump when the test changes, so cached logits are recomputed
-
-
 def _logits_path(run: Run, es: "study.EvalSet", source: str, crop: float) -> Path:
-    """Where a run's classifier logits on an evaluation set live: named by the set, its images, classifier and crop."""
-    who = hashlib.sha256(f"{source}|{crop}".encode()).hexdigest()[:8]
-    return run.dir / f"semantic_v{SEMANTIC_VERSION}_{es.dataset}_{es.split}_{len(es)}_{study.set_digest(es)}_{who}.npy"
+    """Where a run's classifier logits on an evaluation set live: named by the set and its images, and keyed
+    (`colorlab.keys`) by the classifier, the crop and the code of this test, so an edited test recomputes them."""
+    digest = study.set_digest(es)
+    key = keys.key({"classifier": source, "crop": crop, "images": digest}, [__name__])[:16]
+    return run.dir / f"semantic_{es.dataset}_{es.split}_{len(es)}_{digest}_{key}.npy"
 
 
 def _table(conditions: list[str], values: dict, images: int, skipped: int, labels: str, source: str, note: str,
@@ -144,7 +142,7 @@ def semantic_test(methods=None, dataset: str = "imagenet-sample", split: str = "
         if name not in known:
             buffer = io.BytesIO()
             np.save(buffer, logits[name])
-            reports.atomic_write_bytes(path, buffer.getvalue())
+            atomic.write_bytes(path, buffer.getvalue())
     logits = {c: known[c] if c in known else logits[c] for c in conditions}
     if labels_kind == "ImageNet":
         by_name = {s.name: s.label for s in data.samples(dataset, split)}

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from colorlab import color, data, images, metrics
+from colorlab import atomic, color, data, images, keys, metrics
+from colorlab.protocol import StoredRun
 
 Colorizer = Callable[[torch.Tensor], torch.Tensor]
 
@@ -90,14 +91,12 @@ def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool 
     `include_truth` adds the ground truth scored against itself, the ceiling of every metric.
     A trained run (`runs.Run`) is scored through `evaluate_run`: once per set, cached in its folder.
     """
-    from colorlab.runs import Run
-
     frames = []
     if include_truth:
         frames.append(pd.DataFrame([{"method": TRUTH, "dataset": eval_set.dataset, "image": n, **metrics.image_metrics(rgb, rgb),
                                      "seconds": 0.0} for n, rgb in zip(eval_set.names, eval_set.rgb)]))
     for name, method in methods.items():
-        if isinstance(method, Run):
+        if isinstance(method, StoredRun):
             frames.append(evaluate_run(method, eval_set, progress=progress).assign(method=name))
             continue
         rows = []
@@ -123,9 +122,6 @@ def summarize(per_image: pd.DataFrame, by: tuple[str, ...] = ("dataset", "method
 
 
 # --- Trained runs across seeds: the study's uncertainty ---------------------------
-EVAL_VERSION = 1  # bump when scoring changes, so cached per-run scores are recomputed
-
-
 def set_digest(eval_set: EvalSet) -> str:
     """Names an evaluation set's images: part of every cached score's file name."""
     return hashlib.sha256("\n".join([eval_set.dataset, eval_set.split, *eval_set.names]).encode()).hexdigest()[:12]
@@ -134,16 +130,17 @@ def set_digest(eval_set: EvalSet) -> str:
 def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: str, progress: bool = False) -> pd.DataFrame:
     """`evaluate`, kept in `folder` (a run's folder, keyed by everything that made its weights).
 
-    The file name carries `tag` (which methods), the set, a digest of its images and the
-    scoring version, so a cached score is never stale while `folder` stands for the methods.
+    The file name carries `tag` (which methods), the set, a digest of its images and a key
+    of the scoring code (`colorlab.keys`: this module and all it imports), so a cached score
+    is never stale while `folder` stands for the methods.
     """
-    from colorlab import reports
-
-    path = Path(folder) / f"{tag}_v{EVAL_VERSION}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{set_digest(eval_set)}.csv"
+    digest = set_digest(eval_set)
+    code = keys.key({"tag": tag, "images": digest}, [__name__])[:16]
+    path = Path(folder) / f"{tag}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{digest}_{code}.csv"
     if path.exists():
         return pd.read_csv(path)
     df = evaluate(methods, eval_set, progress=progress)
-    reports.atomic_write_text(path, df.to_csv(index=False))
+    atomic.write_text(path, df.to_csv(index=False))
     return df
 
 
@@ -215,6 +212,27 @@ def paired_difference(seed_means: pd.DataFrame, a: str, b: str, metric: str, dat
     diff = (wide[a] - wide[b]).dropna()
     mean, lo, hi = metrics.summarize(diff)
     return {"a": a, "b": b, "metric": metric, "dataset": dataset, "seeds": len(diff), "diff": mean, "ci_low": lo, "ci_high": hi}
+
+
+def differences(seed_means: pd.DataFrame, references: dict[str, list[str]],
+                metrics_: tuple[str, ...] = ("psnr", "auc", "colorfulness_ratio")) -> pd.DataFrame:
+    """Every variant minus its reference, paired by seed, per dataset and metric, with its 95% interval.
+
+    references: reference variant -> the variants compared with it, e.g. {"full": ["no global features"]}.
+    Long format: dataset, reference, variant, metric, diff, ci_low, ci_high, seeds.
+    """
+    rows = []
+    for dataset in pd.unique(seed_means["dataset"]):
+        here = seed_means[seed_means["dataset"] == dataset]
+        for reference, variants in references.items():
+            for variant in variants:
+                if not {reference, variant} <= set(here["variant"]):
+                    continue
+                for metric in metrics_:
+                    d = paired_difference(here, variant, reference, metric)
+                    rows.append({"dataset": dataset, "reference": reference, "variant": variant, "metric": metric,
+                                 **{k: d[k] for k in ("diff", "ci_low", "ci_high", "seeds")}})
+    return pd.DataFrame(rows, columns=["dataset", "reference", "variant", "metric", "diff", "ci_low", "ci_high", "seeds"])
 
 
 def verdict(diff: dict, claim: str = "a>b", margin: float = 0.0) -> str:

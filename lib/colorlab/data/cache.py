@@ -20,20 +20,18 @@ with `np.save`; later calls open them with `np.load(mmap_mode="r")`.
   annotation's grid, see `colorlab.data.miniplaces`), then resized with
   nearest neighbour; 255 = no object, also for every image without an XML.
 - Key: the cache folder's name holds the dataset, split, size, limit and a
-  digest of the chosen files (name, label, byte size of image and XML) and of
-  `CACHE_VERSION`, so a changed file list or decoding rule never reuses a
-  stale cache. The folder is written under a temporary name and renamed
-  into place, so an interrupted decode leaves nothing that looks finished.
+  key (`colorlab.keys`) of those, of the chosen files (name, label, byte size
+  of image and XML) and of this module's code and all it imports, so a changed
+  file list or decoding rule never reuses a stale cache. The folder is written
+  under a temporary name and renamed into place (`atomic.replacing_dir`), so an
+  interrupted decode leaves nothing that looks finished.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -42,11 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from colorlab import images, settings
+from colorlab import atomic, images, keys, settings
 from colorlab.data import loaders, registry
 from colorlab.data.sample import Sample
 
-CACHE_VERSION = 1  # bump when decoding changes what ends up in the arrays
 CHUNK = 256  # images per task: small enough for a smooth progress bar
 GRAYSCALE = "grayscale original (no colour ground truth)"
 
@@ -102,10 +99,8 @@ def _size_of(path: Path | None) -> int:
 
 
 def cache_key(dataset: str, split: str, size: int, limit: int | None, samples: list[Sample]) -> str:
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, dataset, split, size, limit]).encode())
-    for s in samples:
-        h.update(f"{s.name}\t{s.label}\t{_size_of(s.path)}\t{_size_of(s.objects)}\n".encode())
-    return h.hexdigest()
+    files = [[s.name, s.label, _size_of(s.path), _size_of(s.objects)] for s in samples]
+    return keys.key([dataset, split, size, limit, files], [__name__])
 
 
 def _slug(dataset: str) -> str:
@@ -198,9 +193,7 @@ def _build(folder: Path, samples: list[Sample], size: int, with_objects: bool, w
     from tqdm.auto import tqdm
 
     n = len(samples)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic.replacing_dir(folder) as tmp:
         rgb = np.lib.format.open_memmap(tmp / "rgb_all.npy", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
         objects = (np.lib.format.open_memmap(tmp / "objects_all.npy", mode="w+", dtype=np.uint8, shape=(n, size, size))
                    if with_objects else None)
@@ -237,16 +230,9 @@ def _build(folder: Path, samples: list[Sample], size: int, with_objects: bool, w
         if objects is not None:
             _compact(tmp, "objects", objects, keep)
         np.save(tmp / "labels.npy", np.asarray([samples[i].label for i in keep], dtype=np.int64))
-        meta = {"version": CACHE_VERSION, "size": size, "names": [samples[i].name for i in keep],
+        meta = {"size": size, "names": [samples[i].name for i in keep],
                 "reasons": reasons, "objects": objects is not None}
         (tmp / "meta.json").write_text(json.dumps(meta))
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process wrote the same cache first; theirs is as good as ours
-            if not (folder / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _compact(tmp: Path, stem: str, full: np.memmap, keep: list[int]) -> None:

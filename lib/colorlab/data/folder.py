@@ -11,6 +11,7 @@ subfolder names; otherwise images have no label (-1).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from colorlab import images
@@ -46,3 +47,17 @@ def samples(root: Path, split: str = "all") -> list[Sample]:
         rel = f.relative_to(base)
         out.append(Sample(f, index[rel.parts[0]] if classes else -1, rel.as_posix()))
     return out
+
+
+def content_digest(root: Path, split: str = "all") -> str:
+    """SHA-256 of the folder's images by content: their relative paths and bytes, not the folder's
+    own name or place, so a run keyed by it retrains when a photo is added and not when the folder moves."""
+    base = _base(Path(root), split)
+    h = hashlib.sha256()
+    for f in images.list_images(base):
+        h.update(f.relative_to(base).as_posix().encode() + b"\0")
+        with open(f, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()

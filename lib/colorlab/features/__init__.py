@@ -3,7 +3,7 @@
     from colorlab import features
     cfg = features.FeatureConfig()                 # paper: 49 + 32 + 47 = 128 values per pixel
     features.dims(cfg)                             # {"patch": 49, "daisy": 32, "semantic": 47, "total": 128}
-    parser = features.load_parser("cpu")           # trained once per config, then loaded from the cache
+    parser = experiments.cheng2015.load_parser("cpu")  # a run of the run store: trained once, then loaded
     x = features.extract(gray, cfg, parser)        # gray (H, W) float32 in [0, 1] -> (H, W, 128) float32
 
 Levels, always concatenated in this order (any subset, for the ablation):
@@ -22,8 +22,9 @@ Levels, always concatenated in this order (any subset, for the ablation):
 Scene parser (`features.parser`): a small FCN on gray input, trained on the
 MiniPlaces object annotations with N = 47 classes (the 46 most frequent
 object categories by train pixel count + "other_object"; unannotated pixels
-ignored, see `features.labels`). `parser_quality(parser, "val")` gives pixel
-accuracy and mean IoU on the annotated val images. Presets `paper`, `gpu`,
+ignored, see `features.labels`). Its training and `parser_quality(parser, "val")`
+(pixel accuracy and mean IoU on the annotated val images) are in
+`colorlab.experiments.parser`; this package holds no training. Presets `paper`, `gpu`,
 `cpu` (about a minute or two on 2 cores) and `smoke` (no data: colour-cluster
 pseudo-labels, a stand-in so the pipeline runs). Anything with `n_classes`
 and `predict_proba(gray (H, W)) -> (H, W, N)` can stand in for the parser.
@@ -37,14 +38,8 @@ level sees the whole image, so compute `high_level` once and pass it to
 from colorlab.features.daisy import mid_level
 from colorlab.features.descriptor import LEVELS, FeatureConfig, context_radius, dims, extract
 from colorlab.features.labels import IGNORE, LabelSet
-from colorlab.features.parser import (
-    PRESETS as PARSER_PRESETS,
-    ParserConfig,
-    SceneParser,
-    load_parser,
-    parser_quality,
-    train_parser,
-)
+from colorlab.features.parser import PRESETS as PARSER_PRESETS
+from colorlab.features.parser import ParserConfig, SceneParser
 from colorlab.features.patch import low_level
 from colorlab.features.segmentation import segmentation_scores
 from colorlab.features.semantic import high_level, smooth
@@ -61,11 +56,8 @@ __all__ = [
     "dims",
     "extract",
     "high_level",
-    "load_parser",
     "low_level",
     "mid_level",
-    "parser_quality",
     "segmentation_scores",
     "smooth",
-    "train_parser",
 ]

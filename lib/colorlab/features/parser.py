@@ -9,38 +9,31 @@ sees the gray image, the same input as the colorizer.
 Network (not the FCN-8s of the paper, which is far too large for a laptop):
 a stride-8 encoder with dilated 3x3 convolutions, an image-level pooling
 branch (ParseNet, Liu et al. 2015) and one skip at stride 4, then bilinear
-upsampling of the logits. Trained with AdamW + a one-cycle schedule, pixel
-cross-entropy, labels IGNORE left out, horizontal flips.
+upsampling of the logits.
 
-A trained parser is cached under `settings.runs_dir()/parser/<key>/`, keyed
-by a hash of its config, the data's file list and this code; a second call
-with the same config loads it. There is no mid-run resume: the cpu preset
-trains in about a minute or two.
+This module is the network alone (`Config`, `PRESETS`, `build`, `SceneParser`
+and its predict functions). Its label set (which raw annotation becomes which
+class) is held in buffers, so a parser's state dict, or that of a Cheng model
+holding one, says everything scoring needs. The training (AdamW + one-cycle,
+pixel cross-entropy, labels IGNORE left out, flips) is `colorlab.experiments.parser`;
+a trained parser comes from the run store (`colorlab.experiments.cheng2015.load_parser`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-import colorlab
-from colorlab import color, reports, settings
-from colorlab.features.labels import IGNORE, KINDS, LabelSet, fit_colours, fit_objects
-from colorlab.features.segmentation import segmentation_scores
+from colorlab import color
+from colorlab.features.labels import IGNORE, KINDS, LabelSet
 
 _PREDICT_BATCH = 64
+NAME_BYTES = 32  # longest class name a parser stores (MiniPlaces' longest object name has 16)
 
 
 @dataclass(frozen=True)
@@ -68,6 +61,8 @@ class ParserConfig:
             raise ValueError(f"ParserConfig.n_classes must be in 2..{IGNORE}, got {self.n_classes}")
 
 
+Config = ParserConfig  # the name `colorlab.runs` rebuilds a network module's config by
+
 PRESETS: dict[str, ParserConfig] = {
     "paper": ParserConfig(),
     # ~150 epochs of the ~3,500 annotated images
@@ -90,6 +85,11 @@ def config(cfg_or_profile: ParserConfig | str = "cpu", **overrides) -> ParserCon
     return replace(cfg_or_profile, **overrides)
 
 
+def build(cfg: ParserConfig) -> "SceneParser":
+    """An untrained parser of `cfg` (placeholder labels until `set_labels` or `load_state_dict`)."""
+    return SceneParser(cfg)
+
+
 # --- the network -----------------------------------------------------------------
 def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
@@ -102,11 +102,9 @@ def _block(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequen
 class SceneParser(nn.Module):
     """Gray (B, 1, H, W) -> class logits (B, N, H, W); `labels` says what the classes are."""
 
-    def __init__(self, cfg: ParserConfig, labels: LabelSet, key: str = "", metrics: dict | None = None):
+    def __init__(self, cfg: ParserConfig, labels: LabelSet | None = None):
         super().__init__()
-        if labels.n_classes != cfg.n_classes:
-            raise ValueError(f"label set has {labels.n_classes} classes, config says {cfg.n_classes}")
-        self.cfg, self.labels, self.key, self.metrics = cfg, labels, key, dict(metrics or {})
+        self.cfg = cfg
         w = cfg.width
         self.stage2 = nn.Sequential(_block(1, w, 2), _block(w, w))
         self.stage4 = nn.Sequential(_block(w, 2 * w, 2), _block(2 * w, 2 * w))
@@ -118,10 +116,41 @@ class SceneParser(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(8 * w, 4 * w, 1, bias=False), nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True))
         self.decode = _block(6 * w, 2 * w)
         self.head = nn.Conv2d(2 * w, cfg.n_classes, 1)
+        # the label set, as buffers: class names (UTF-8, zero-padded), the object table, the colour centres
+        self.register_buffer("label_names", torch.zeros(cfg.n_classes, NAME_BYTES, dtype=torch.uint8))
+        self.register_buffer("label_table", torch.full((256,), IGNORE, dtype=torch.uint8))
+        self.register_buffer("label_centres", torch.zeros(cfg.n_classes, 2))
+        self.set_labels(labels or placeholder_labels(cfg))
 
     @property
     def n_classes(self) -> int:
         return self.cfg.n_classes
+
+    @property
+    def labels(self) -> LabelSet:
+        names = tuple(bytes(row).rstrip(b"\0").decode() for row in self.label_names.tolist())
+        if self.cfg.labels == "objects":
+            return LabelSet("objects", names, table=tuple(self.label_table.tolist()))
+        return LabelSet("colours", names, centres=tuple(map(tuple, self.label_centres.tolist())))
+
+    def set_labels(self, labels: LabelSet) -> None:
+        """Store `labels` (fitted on the training data) in the buffers."""
+        if labels.n_classes != self.cfg.n_classes:
+            raise ValueError(f"label set has {labels.n_classes} classes, config says {self.cfg.n_classes}")
+        if labels.kind != self.cfg.labels:
+            raise ValueError(f"label set is of kind {labels.kind!r}, config says {self.cfg.labels!r}")
+        names = torch.zeros_like(self.label_names)
+        for i, name in enumerate(labels.names):
+            raw = name.encode()
+            if len(raw) > NAME_BYTES:
+                raise ValueError(f"class name {name!r} is longer than {NAME_BYTES} bytes")
+            names[i, : len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
+        with torch.no_grad():
+            self.label_names.copy_(names)
+            if labels.table:
+                self.label_table.copy_(torch.tensor(labels.table, dtype=torch.uint8))
+            if labels.centres:
+                self.label_centres.copy_(torch.tensor(labels.centres, dtype=torch.float32))
 
     @property
     def class_names(self) -> list[str]:
@@ -174,34 +203,12 @@ class SceneParser(nn.Module):
         return self.probabilities(gray).argmax(1).to(torch.uint8)
 
 
-# --- data --------------------------------------------------------------------------
-def parser_data(
-    cfg: ParserConfig, split: str, labels: LabelSet | None = None, size: int | None = None, progress: bool = True
-):
-    """(rgb uint8 (n, s, s, 3), class ids uint8 (n, s, s), LabelSet) for a split.
-
-    Only images with at least one annotated pixel are kept for `objects`;
-    `labels=None` fits the label set on this split (do that on train only).
-    """
-    from colorlab import data
-
-    dec = data.decoded(cfg.dataset, split, size or cfg.size, progress=progress)
-    rgb, objects = dec.rgb, dec.objects
+def placeholder_labels(cfg: ParserConfig) -> LabelSet:
+    """The label set of an untrained parser: class_00 ... (trained weights bring the real one)."""
+    names = tuple(f"class_{k:02d}" for k in range(cfg.n_classes))
     if cfg.labels == "objects":
-        if objects is None:
-            raise ValueError(f"dataset {cfg.dataset!r} has no object annotations; use ParserConfig(labels='colours')")
-        keep = np.flatnonzero((np.asarray(objects) != IGNORE).reshape(len(objects), -1).any(1))
-        rgb, objects = np.asarray(rgb[keep]), np.asarray(objects[keep])
-    else:
-        rgb, objects = np.asarray(rgb), None
-    if len(rgb) == 0:
-        raise ValueError(f"no usable images for the scene parser in {cfg.dataset!r} {split!r}")
-    if labels is None:
-        if cfg.labels == "objects":
-            labels = fit_objects(objects, data.object_names(cfg.dataset), cfg.n_classes)
-        else:
-            labels = fit_colours(rgb, cfg.n_classes, cfg.seed)
-    return rgb, labels.apply(rgb=rgb, objects=objects), labels
+        return LabelSet("objects", names, table=(IGNORE,) * 256)
+    return LabelSet("colours", names, centres=((0.0, 0.0),) * cfg.n_classes)
 
 
 def _gray(rgb_u8: np.ndarray) -> torch.Tensor:
@@ -212,138 +219,3 @@ def predict_dataset(parser: SceneParser, rgb: np.ndarray) -> np.ndarray:
     """Most likely class uint8 (n, H, W) for every image of a uint8 (n, H, W, 3) array."""
     out = [parser.predict_labels(_gray(rgb[i : i + _PREDICT_BATCH])).numpy() for i in range(0, len(rgb), _PREDICT_BATCH)]
     return np.concatenate(out)
-
-
-def parser_quality(parser: SceneParser, split: str = "val", size: int | None = None) -> dict:
-    """Pixel accuracy and mean IoU of `parser` on the annotated images of its dataset's `split`.
-
-    Scored at `size` (default: the parser's working size) against labels made
-    by the parser's own label set; IGNORE pixels are left out. Returns
-    pixel_accuracy, mean_iou, n_images, n_pixels and per_class (DataFrame).
-    """
-    rgb, truth, _ = parser_data(parser.cfg, split, parser.labels, size)
-    scores = segmentation_scores(predict_dataset(parser, rgb), truth, parser.class_names)
-    return {**scores, "n_images": len(rgb)}
-
-
-# --- training and the cache -------------------------------------------------------------
-def _source_digest() -> str:
-    here = Path(__file__).parent
-    h = hashlib.sha256()
-    for name in ("parser.py", "labels.py"):
-        h.update((here / name).read_bytes())
-    return h.hexdigest()
-
-
-def parser_key(cfg: ParserConfig) -> str:
-    """Hash of the config, the data (file names of both splits) and the code version."""
-    from colorlab import data
-
-    files = {
-        s: [(x.name, x.objects is not None) for x in data.samples(cfg.dataset, s)]
-        for s in (cfg.train_split, cfg.val_split)
-    }
-    blob = {
-        "config": asdict(cfg),
-        "data": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
-        "code": [colorlab.__version__, _source_digest()],
-    }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
-
-
-def parser_dir(cfg: ParserConfig, key: str | None = None) -> Path:
-    return settings.runs_dir() / "parser" / (key or parser_key(cfg))[:16]
-
-
-def _batches(n: int, batch: int, steps: int, rng: np.random.Generator):
-    """Indices of `steps` batches, a fresh permutation each epoch."""
-    order = np.empty(0, dtype=np.int64)
-    for _ in range(steps):
-        if len(order) < batch:
-            order = np.concatenate((order, rng.permutation(n)))
-        idx, order = order[:batch], order[batch:]
-        yield np.sort(idx)  # sorted: reads from a memory-mapped array go forward
-
-
-def fit(cfg: ParserConfig, progress: bool = True) -> dict:
-    """Train a parser from scratch; returns the checkpoint dict (plain types and tensors only)."""
-    rgb, y, labels = parser_data(cfg, cfg.train_split, progress=progress)
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rng = np.random.default_rng(cfg.seed)
-    history = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        # channels-last: measured 1.5-2.4x faster steps on 2 CPU threads (oneDNN), no change on 1
-        net = SceneParser(cfg, labels).to(dev, memory_format=torch.channels_last).train()
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
-        batches = _batches(len(rgb), min(cfg.batch_size, len(rgb)), cfg.steps, rng)
-        bar = tqdm(batches, total=cfg.steps, desc="scene parser", disable=not progress)
-        for step, idx in enumerate(bar, 1):
-            gray = _gray(rgb[idx]).to(dev).contiguous(memory_format=torch.channels_last)  # (B, 1, s, s)
-            target = torch.from_numpy(y[idx]).to(dev, torch.long)  # (B, s, s)
-            if cfg.flip:
-                flip = torch.from_numpy(rng.random(len(idx)) < 0.5).to(dev)
-                gray = torch.where(flip.view(-1, 1, 1, 1), gray.flip(-1), gray)
-                target = torch.where(flip.view(-1, 1, 1), target.flip(-1), target)
-            loss = F.cross_entropy(net(gray), target, ignore_index=IGNORE)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            history.append({"step": step, "loss": loss.item(), "lr": sched.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    net = net.cpu().to(memory_format=torch.contiguous_format).eval()
-    val_rgb, val_y, _ = parser_data(cfg, cfg.val_split, labels, progress=progress)
-    scores = segmentation_scores(predict_dataset(net, val_rgb), val_y, list(labels.names))
-    metrics = {"val_pixel_accuracy": scores["pixel_accuracy"], "val_mean_iou": scores["mean_iou"],
-               "n_train_images": len(rgb), "n_val_images": len(val_rgb)}
-    return {
-        "model": net.state_dict(), "config": asdict(cfg), "labels": labels.to_dict(), "metrics": metrics, "history": history
-    }
-
-
-def _save(ckpt: dict, run: Path) -> None:
-    run.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=run, prefix=".parser.pt.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(ckpt, tmp)
-        os.replace(tmp, run / "parser.pt")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    reports.atomic_write_text(run / "config.json", json.dumps({"key": ckpt["key"], **ckpt["config"]}, indent=2) + "\n")
-    reports.atomic_write_text(run / "metrics.json", json.dumps(ckpt["metrics"], indent=2) + "\n")
-    reports.atomic_write_text(run / "history.csv", pd.DataFrame(ckpt["history"]).to_csv(index=False))
-
-
-def load_checkpoint(path: Path) -> SceneParser:
-    """Rebuild a parser from its `parser.pt` (weights_only: plain types and tensors only)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        net = SceneParser(ParserConfig(**ckpt["config"]), LabelSet(**ckpt["labels"]), ckpt.get("key", ""), ckpt["metrics"])
-        net.load_state_dict(ckpt["model"])
-    except Exception as e:
-        raise RuntimeError(f"{path}: cannot load this scene parser checkpoint ({e}); delete the folder to retrain") from e
-    return net.eval()
-
-
-def train_parser(
-    cfg_or_profile: ParserConfig | str = "cpu", progress: bool = True, force: bool = False, **overrides
-) -> SceneParser:
-    """The trained parser for a config or preset: loaded from the cache, or trained once and cached."""
-    cfg = config(cfg_or_profile, **overrides)
-    key = parser_key(cfg)
-    run = parser_dir(cfg, key)
-    if (run / "parser.pt").exists() and not force:
-        return load_checkpoint(run / "parser.pt")
-    ckpt = fit(cfg, progress=progress)
-    ckpt["key"] = key
-    _save(ckpt, run)
-    return load_checkpoint(run / "parser.pt")
-
-
-def load_parser(profile: ParserConfig | str = "cpu", progress: bool = True) -> SceneParser:
-    """The parser of a profile (`PRESETS`), trained on first use and reused after that."""
-    return train_parser(profile, progress=progress)

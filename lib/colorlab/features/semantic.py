@@ -41,7 +41,7 @@ def smooth(gray: np.ndarray, probs: np.ndarray, sigma_spatial: float, sigma_colo
 def high_level(gray: np.ndarray, parser, cfg) -> np.ndarray:
     """(H, W) gray -> (H, W, N) class probabilities of `parser`, smoothed as in sec. 3.2.3."""
     if parser is None:
-        raise ValueError("the 'semantic' feature level needs a scene parser: pass parser=features.load_parser(profile)")
+        raise ValueError("the 'semantic' feature level needs a scene parser: pass parser=experiments.cheng2015.load_parser(profile)")
     if parser.n_classes != cfg.semantic_classes:
         raise ValueError(
             f"the parser predicts {parser.n_classes} classes but FeatureConfig.semantic_classes is "

@@ -1,8 +1,9 @@
-"""The colorization networks, one module per paper, and the pretrained classifier.
+"""The colorization networks, one module per paper, and the pretrained classifier: networks only.
 
-Every colorization model is an `nn.Module` with a `cfg` dataclass attribute
-and two methods, which is all the training loop, `colorize` and the
-notebooks rely on:
+Every network module follows `colorlab.protocol.ModelModule`: `Config`
+(defaults = the paper's, section cited), `PRESETS` (`paper`, `gpu`, `cpu`,
+`smoke`), `build(cfg)` and `fold_batchnorm(model)`. Every network follows
+`colorlab.protocol.Colorizer`:
 
     training_loss(batch) -> (loss, parts)
         batch: {"rgb": (B,3,H,W) float in [0,1], "label": (B,) int64 (-1 = none),
@@ -11,11 +12,12 @@ notebooks rely on:
     colorize(gray) -> rgb
         gray: (B,1,H,W) in [0,1], the grayscale photo (`color.rgb_to_gray`);
         returns (B,3,H,W) sRGB in [0,1] at the same H, W, keeping the input's
-        lightness exactly.
+        lightness exactly (`color.to_working` / `color.from_working`).
 
-Each module exposes `Config` (defaults = the paper's, section cited),
-`PRESETS` (`paper`, `gpu`, `cpu`, `smoke`) and the model class. Look a model up
-by name with `get(name)`; modules are imported only when asked for.
+How a network is trained (presets, data, input builders) lives in
+`colorlab.experiments`, never here: no module of this package imports the
+loop, the run store, scoring or experiments. Look a network module up by
+name with `get(name)`; modules are imported only when asked for.
 """
 
 from __future__ import annotations

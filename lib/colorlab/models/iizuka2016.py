@@ -56,7 +56,6 @@ PRESETS = {
     "cpu": Config(n_classes=100, width=0.25, global_size=64, train_size=64),
     "smoke": Config(n_classes=100, width=1 / 16, global_size=32, train_size=32),
 }
-WORK_SIZE = {name: cfg.train_size for name, cfg in PRESETS.items()}
 
 # The paper states no parameter counts; these are `count_parameters` of the
 # paper preset (Table 1 with BN, 205 classes), kept as a regression check.
@@ -139,7 +138,7 @@ class Iizuka2016(nn.Module):
         if tuple(gray.shape[-2:]) == (g, g):
             return gray
         # antialiased resize has no bfloat16 kernel on CPU: resize in float32
-        return F.interpolate(gray.float(), size=(g, g), mode="bilinear", align_corners=False, antialias=True).to(gray.dtype)
+        return color.to_working(gray, (g, g))  # (B, 1, g, g)
 
     def forward(self, gray: torch.Tensor, global_gray: torch.Tensor | None = None):
         """gray (B, 1, H, W) in [0, 1] -> (chroma in [0, 1] (B, 2|3, H/2, W/2), class logits (B, N) | None).
@@ -207,18 +206,16 @@ class Iizuka2016(nn.Module):
         """
         if global_from is not None and not self.cfg.use_global:
             raise ValueError("global_from needs the global branch (use_global=True)")
-        H, W = gray.shape[-2:]
-        size = (max(8, round(H / 8) * 8), max(8, round(W / 8) * 8))
-        net_in = gray if (H, W) == size else F.interpolate(gray, size=size, mode="bilinear", align_corners=False, antialias=True)
+        size = color.working_size(tuple(gray.shape[-2:]), multiple=8)
+        net_in = color.to_working(gray, size)  # (B, 1, 8 round(H/8), 8 round(W/8))
         if global_from is not None and global_from.shape[0] not in (1, gray.shape[0]):
             raise ValueError(f"global_from holds {global_from.shape[0]} images for {gray.shape[0]} inputs; give 1 or the same number")
-        out, _ = self(net_in, global_from)
-        with torch.autocast(gray.device.type, enabled=False):  # keep L exact under bf16 inference
-            out, gray = out.float(), gray.float()
-            if self.cfg.out_space == "lab":
-                return color.join_lab(color.gray_to_L(gray), color.iizuka_unit_to_ab(out))
-            uv = color.yuv_unit_to_uv(out) if self.cfg.out_space == "yuv" else color.rgb_to_yuv(out)[:, 1:]
-            return color.join_yuv(gray, uv)
+        out, _ = self(net_in, global_from)  # (B, 2 or 3, h/2, w/2)
+        out = out.float()
+        if self.cfg.out_space == "lab":
+            return color.from_working(gray, color.iizuka_unit_to_ab(out), "lab")  # (B, 3, H, W)
+        uv = color.yuv_unit_to_uv(out) if self.cfg.out_space == "yuv" else color.rgb_to_yuv(out)[:, 1:]  # (B, 2, h/2, w/2)
+        return color.from_working(gray, uv, "yuv")  # (B, 3, H, W)
 
     @torch.no_grad()
     def classify(self, gray: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,7 @@ encoder halves three times).
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 
 from colorlab import color
 from colorlab.models import mobilenet_v2
-from colorlab.models.mobilenet_v2 import SameConv2d
+from colorlab.models.layers import SameConv2d
 
 EMBEDDINGS = ("logits", "softmax")
 
@@ -50,7 +49,7 @@ class Config:
     embed_size: int = 224
     # The official code stores the logits (pre-softmax); whether the paper did is not stated.
     embedding: str = "logits"
-    # Training: Adam, lr 0.001, batch 100 (official code train.py) live in colorlab.train.TRAIN_PRESETS.
+    # Training: Adam, lr 0.001, batch 100 (official code train.py): colorlab.experiments.koalarization2017.TRAIN.
 
     def __post_init__(self):
         if self.embedding not in EMBEDDINGS:
@@ -73,7 +72,6 @@ PRESETS = {
     "cpu": Config(train_size=64, width=0.25, embed_size=128),
     "smoke": Config(train_size=32, width=1 / 16, embed_size=64),
 }
-WORK_SIZE = {name: cfg.train_size for name, cfg in PRESETS.items()}
 EMBED_DIM = mobilenet_v2.NUM_CLASSES  # 1001
 
 
@@ -118,9 +116,7 @@ class Koalarization2017(nn.Module):
     @torch.no_grad()
     def embed(self, gray: torch.Tensor) -> torch.Tensor:
         """gray (B, 1, H, W) in [0, 1] -> (B, 1001) classifier logits of the gray photo as RGB."""
-        from colorlab import embeddings
-
-        return embeddings.embed_gray(self.classifier(gray.device), gray, self.cfg.embed_size)
+        return embed_gray(self.classifier(gray.device), gray, self.cfg.embed_size)
 
     # --- the network ---------------------------------------------------------------
     def forward(self, L_in: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
@@ -167,14 +163,29 @@ class Koalarization2017(nn.Module):
         predicted ab is resized bilinearly to H x W and joined with the full-res L.
         """
         gray = gray.float()
-        H, W = gray.shape[-2:]
-        size = (max(8, round(H / 8) * 8), max(8, round(W / 8) * 8)) if native else (self.cfg.train_size,) * 2
-        net_in = gray if (H, W) == size else F.interpolate(gray, size=size, mode="bilinear", align_corners=False, antialias=True)
+        hw = tuple(gray.shape[-2:])
+        size = color.working_size(hw, multiple=8) if native else color.working_size(hw, square=self.cfg.train_size)
+        net_in = color.to_working(gray, size)  # (B, 1, h, w)
         emb = self.embed(gray) if self.cfg.use_embedding else None  # (B, 1001), from the full-res photo
         dtype = next(self.parameters()).dtype
         out = self(color.koala_L_to_input(color.gray_to_L(net_in)).to(dtype), emb)  # (B, 2, 8 ceil(h/8), ..)
         ab = color.koala_target_to_ab(out[..., : size[0], : size[1]].float())  # (B, 2, h, w)
-        return color.join_lab(color.gray_to_L(gray), ab)  # (B, 3, H, W)
+        return color.from_working(gray, ab, "lab")  # (B, 3, H, W)
+
+
+@torch.no_grad()
+def embed_gray(classifier: nn.Module, gray: torch.Tensor, size: int = mobilenet_v2.INPUT_SIZE) -> torch.Tensor:
+    """gray (B, 1, H, W) in [0, 1] -> (B, 1001) logits of the gray photo replicated to RGB, seen at size x size.
+
+    The paper feeds the classifier the gray image stacked three times (sec. 3.1).
+    """
+    rgb = color.gray_to_rgb(gray.float())  # (B, 3, H, W)
+    return classifier(rgb, size=size).float()  # (B, 1001)
+
+
+def fold_batchnorm(model: Koalarization2017) -> Koalarization2017:
+    """The network has no BatchNorm (Table 1): inference uses it as it is."""
+    return model
 
 
 def build(cfg: Config) -> Koalarization2017:
@@ -186,73 +197,3 @@ def count_parameters(model: Koalarization2017) -> dict[str, int]:
     counts = {k: sum(p.numel() for p in getattr(model, k).parameters()) for k in ("encoder", "fusion", "decoder")}
     counts["total"] = sum(counts.values())
     return counts
-
-
-@torch.no_grad()
-def benchmark(sizes: tuple[int, ...] = (224, 512), preset: str = "paper", repeats: int = 5, device: str = "cpu",
-              native: bool = True, random_classifier: bool = False) -> dict:
-    """Seconds per `colorize` call of one image at each size (median of `repeats`, after a warm-up).
-
-    native=True times the fully convolutional net at the image's own size (the
-    paper preset runs at 224 otherwise, whatever the input). The classifier is
-    the converted MobileNetV2, or a random one of the same architecture (same
-    cost) when `random_classifier` or when its file is absent.
-    """
-    cfg = PRESETS[preset]
-    if random_classifier or not mobilenet_v2.available():
-        cfg = replace(cfg, classifier="mobilenet_v2_random")
-    model = build(cfg).eval().to(device)
-    model.classifier(torch.device(device))
-    out = {"model": "koalarization2017", "preset": preset, "device": device, "native": native,
-           "classifier": cfg.classifier, "seconds": {}}
-    for size in sizes:
-        gray = torch.rand(1, 1, size, size, device=device)
-        model.colorize(gray, native=native)  # warm-up
-        times = []
-        for _ in range(repeats):
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model.colorize(gray, native=native)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        out["seconds"][str(size)] = sorted(times)[len(times) // 2]
-    return out
-
-
-def preset(profile: str) -> Config:
-    """`PRESETS[profile]`; at `smoke` with no MobileNetV2 file, the random stand-in (labelled as such).
-
-    The smoke profile must run without any data; every other profile needs the real classifier
-    and says how to get it when it is missing.
-    """
-    cfg = PRESETS[profile]
-    return replace(cfg, classifier=mobilenet_v2.resolve(cfg.classifier, fallback_random=profile == "smoke").name)
-
-
-def train(profile: str, cfg: Config | None = None, train_cfg=None, progress: bool = True, resume: bool = True):
-    """The trained `colorlab.runs.Run` of this model for `profile`: reused when finished, else trained.
-
-    The classifier embeddings of the training and validation images are
-    computed first (once; `colorlab.embeddings`) and passed as per-sample
-    extras. Defaults: `preset(profile)` and `colorlab.train.preset("koalarization2017", profile)`.
-    """
-    from colorlab import embeddings, profiles, runs
-    from colorlab import train as training
-
-    cfg = cfg or preset(profile)
-    tcfg = train_cfg or training.preset("koalarization2017", profile, cfg)
-    train_spec, val_spec = profiles.train_data(profile, tcfg.data_size), profiles.val_data(profile, tcfg.data_size)
-    extras = None
-    if cfg.use_embedding:
-        device = training.resolve_device(tcfg.device)
-        extras = embeddings.extras(train_spec, val_spec, cfg.classifier_config(), cfg.embed_size, device, progress)
-    return runs.train_or_load("koalarization2017", cfg, tcfg, train_spec, val_spec, extras, progress=progress,
-                              resume=resume)
-
-
-def train_run(profile: str, cfg: Config, train_cfg, progress: bool = True, resume: bool = True):
-    """The `colorlab.train.train_profile` hook: the classifier embeddings travel as per-sample extras."""
-    data_profile = "gpu" if profile == "paper" else profile  # the paper's data is the gpu profile's
-    return train(data_profile, cfg, train_cfg, progress, resume)

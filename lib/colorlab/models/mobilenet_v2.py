@@ -3,12 +3,13 @@
 Baldassarre et al. 2017 fuse the 1001-d output of Inception-ResNet-v2; its
 weights cannot be had offline here, so colorlab uses MobileNetV2 1.0 / 224
 (same 1001 outputs, index 0 = background, ImageNet classes 1..1000 in sorted
-wnid order), shipped as a uint8-quantised TensorFlow Lite model. `convert`
-reads that flatbuffer with the `tflite` schema package and dequantises every
-weight, (q - zero_point) * scale, and every int32 bias, q * (input_scale *
-weight_scale), into a `MobileNetV2` module that runs on batches, on any
-device. Converted weights are cached under `cache_dir()/classifiers/`, keyed
-by the TFLite file's SHA-256.
+wnid order), shipped as a uint8-quantised TensorFlow Lite model.
+`colorlab.models.tflite` reads that flatbuffer with the `tflite` schema package
+and dequantises every weight, (q - zero_point) * scale, and every int32 bias,
+q * (input_scale * weight_scale), into a `MobileNetV2` module that runs on
+batches, on any device. Converted weights are cached under
+`cache_dir()/classifiers/`, keyed by the TFLite file's SHA-256 and the code
+that converts them (`colorlab.keys`).
 
 Two ways to run the converted network (`ClassifierConfig.uint8_activations`):
 - 8-bit (default): the interpreter's own arithmetic. Weights and activations
@@ -40,8 +41,6 @@ Shared by both:
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from colorlab import color, settings
+from colorlab.models import tflite
+from colorlab.models.layers import Grid, QuantConv2d, SameConv2d, add_multipliers, same_padding  # noqa: F401 - re-exported
 
 DATASET = "mobilenet_v2"  # folder under settings.data_dir(), registered in colorlab.data
 TFLITE_NAME = "mobilenet_v2_1.0_224_quant.tflite"
@@ -58,7 +59,6 @@ LABELS_NAME = "imagenet_labels.txt"
 INPUT_SIZE = 224
 NUM_CLASSES = 1001  # index 0 = background
 EVAL_CROP = 0.875  # TF-slim inception_preprocessing central_fraction for evaluation
-CONVERSION_VERSION = 1  # part of the weight-cache key: bump when `convert` changes
 NAMES = ("mobilenet_v2", "mobilenet_v2_random", "inception_resnet_v2")
 
 # (expansion t, channels c, repeats n, first stride s): Sandler et al. 2018, Table 2
@@ -84,82 +84,6 @@ class ClassifierConfig:
 
 
 # --- Architecture ---------------------------------------------------------------
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TF "SAME" padding of one axis: (before, after), the odd pixel after."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow's "SAME" padding (asymmetric at stride 2)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward_same(x, self.weight, self.bias)
-
-    def _conv_forward_same(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-        top, bottom = same_padding(x.shape[-2], self.kernel_size[0], self.stride[0])
-        left, right = same_padding(x.shape[-1], self.kernel_size[1], self.stride[1])
-        if (top, left) != (bottom, right):  # the odd pixel after: an explicit pad, the symmetric part in conv2d
-            x = F.pad(x, (0, right - left, 0, bottom - top))
-        return F.conv2d(x, weight, bias, self.stride, (top, left), groups=self.groups)
-
-
-class Grid(nn.Module):
-    """A TFLite tensor's 8-bit grid, real = scale * (q - zero) with q in 0..255."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("scale", torch.zeros(()))  # 0 = unknown (a random model)
-        self.register_buffer("zero", torch.zeros(()))
-
-    def requant(self, acc: torch.Tensor, multiplier: torch.Tensor, relu6: bool = False) -> torch.Tensor:
-        """Integer accumulator -> this grid's q - zero, as the interpreter rounds (all float32, exact integers).
-
-        XNNPACK's "fp32" requantisation: one float32 multiplication, round half
-        to even, then the fused activation's clamp in the integer domain.
-        """
-        lo = (self.zero if relu6 else 0) - self.zero
-        hi = (torch.clamp(self.zero + torch.round(6 / self.scale), max=255) if relu6 else 255) - self.zero
-        return acc.mul_(multiplier).round_().clamp_(min=lo, max=hi)  # in place: 3 passes over the tensor
-
-
-class QuantConv2d(SameConv2d):
-    """One TFLite CONV_2D / DEPTHWISE_CONV_2D: float weights, plus the scales that make them integers again."""
-
-    def __init__(self, cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, relu6: bool = True):
-        super().__init__(cin, cout, k, stride=stride, groups=groups, bias=True)  # BN folded into the bias
-        self.relu6 = relu6
-        self.register_buffer("weight_scale", torch.zeros(()))  # () per tensor, (cout,) per channel
-        self.register_buffer("bias_scale", torch.zeros(()))
-        self.register_buffer("weight_int", None, persistent=False)  # set by `integerize`
-        self.register_buffer("bias_int", None, persistent=False)
-        self.out = Grid()
-
-    @torch.no_grad()
-    def integerize(self) -> None:
-        """Recover the file's integers from the float weights (exact: q - zero = weight / scale, rounded)."""
-        ws = self.weight_scale.reshape(-1, 1, 1, 1) if self.weight_scale.ndim else self.weight_scale
-        self.weight_int = torch.round(self.weight / ws)  # (Cout, Cin/groups, k, k)
-        self.bias_int = torch.round(self.bias / self.bias_scale)  # (Cout,) the int32 bias
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = super().forward(x)
-        return F.relu6(y, inplace=True) if self.relu6 else y
-
-    def forward_int(self, x: torch.Tensor, in_scale: torch.Tensor, dequantize: bool = False) -> torch.Tensor:
-        """x = q - zero of the input grid -> q - zero of `self.out` (or the real values when `dequantize`).
-
-        Integer weights and inputs make the float32 convolution exact (every
-        partial sum is an integer below 2^24), so only the requantisation rounds.
-        """
-        acc = self._conv_forward_same(x, self.weight_int, self.bias_int)  # (B, Cout, H', W') integers
-        real = (in_scale * self.weight_scale).reshape(1, -1, 1, 1) if self.weight_scale.ndim else in_scale * self.weight_scale
-        if dequantize:
-            return acc * real
-        return self.out.requant(acc, real / self.out.scale, self.relu6)
-
-
 def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, relu6: bool = True) -> QuantConv2d:
     return QuantConv2d(cin, cout, k, stride, groups, relu6)
 
@@ -194,14 +118,6 @@ class InvertedResidual(nn.Module):
         a_mul, b_mul, shift = self.add_multipliers
         acc = torch.floor((x.double() * a_mul + y.double() * b_mul + 2.0 ** (shift - 1)) / 2.0**shift)
         return acc.float().clamp_(min=-self.add.zero, max=255 - self.add.zero), self.add.scale
-
-
-def add_multipliers(a_scale: float, b_scale: float, out_scale: float) -> tuple[int, int, int]:
-    """XNNPACK's fixed-point ADD parameters (xnn_init_qu8_add_minmax_scalar_params): multipliers, shift."""
-    a, b = np.float32(a_scale) / np.float32(out_scale), np.float32(b_scale) / np.float32(out_scale)
-    exponent = int(np.array(max(a, b), dtype=np.float32).view(np.uint32)) >> 23
-    shift = 20 - (exponent - 127)  # the larger multiplier gets 20 bits
-    return int(np.rint(a * np.float32(2.0**shift))), int(np.rint(b * np.float32(2.0**shift))), shift
 
 
 class MobileNetV2(nn.Module):
@@ -314,7 +230,7 @@ def prepare_uint8(rgb_u8: np.ndarray, crop: float = EVAL_CROP) -> np.ndarray:
     return color.to_uint8(prepare(color.to_float(rgb_u8), crop))[0]
 
 
-# --- Locating and reading the TFLite file ---------------------------------------
+# --- Locating the TFLite file and loading its weights ---------------------------------------
 def tflite_path() -> Path:
     """The TFLite model in the data mirror; a clear error when it is absent."""
     try:
@@ -344,146 +260,6 @@ def labels() -> list[str]:
     return [line.split(",")[0].strip() for line in lines if line.strip()]
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _tensor_array(model, graph, index: int) -> np.ndarray:
-    """Dequantised float32 contents of a constant tensor (per-tensor or per-channel)."""
-    import tflite
-
-    t = graph.Tensors(index)
-    dtypes = {tflite.TensorType.UINT8: np.uint8, tflite.TensorType.INT8: np.int8,
-              tflite.TensorType.INT32: np.int32, tflite.TensorType.FLOAT32: np.float32}
-    if t.Type() not in dtypes:
-        raise ValueError(f"tensor {t.Name().decode()!r}: unsupported type {t.Type()}")
-    raw = model.Buffers(t.Buffer()).DataAsNumpy()
-    q = np.frombuffer(raw.tobytes(), dtype=dtypes[t.Type()]).reshape(t.ShapeAsNumpy())
-    if t.Type() == tflite.TensorType.FLOAT32:
-        return q.astype(np.float32)
-    quant = t.Quantization()
-    scale, zero = quant.ScaleAsNumpy().astype(np.float64), quant.ZeroPointAsNumpy().astype(np.float64)
-    if scale.size > 1:  # per-channel: broadcast along the quantised axis
-        shape = [1] * q.ndim
-        shape[quant.QuantizedDimension()] = -1
-        scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return ((q.astype(np.float64) - zero) * scale).astype(np.float32)
-
-
-def _grid_of(graph, index: int) -> tuple[float, int]:
-    """(scale, zero point) of a per-tensor quantised tensor; (0, 0) when it is float."""
-    quant = graph.Tensors(index).Quantization()
-    if quant is None or quant.ScaleLength() != 1:
-        return 0.0, 0
-    return float(quant.ScaleAsNumpy()[0]), int(quant.ZeroPointAsNumpy()[0])
-
-
-def _scale_of(graph, index: int) -> torch.Tensor:
-    """A constant tensor's scale: () per tensor, (C,) per channel."""
-    scale = graph.Tensors(index).Quantization().ScaleAsNumpy().astype(np.float32)
-    return torch.from_numpy(scale.reshape(()) if scale.size == 1 else scale)
-
-
-def read_tflite(path: Path) -> dict:
-    """The operators of a TFLite file that `MobileNetV2` mirrors, in order, with float weights.
-
-    Returns {"ops": [...], "input_grid": (scale, zero), "counts": {op type: n}}. Each op:
-    {"kind", "grid": its output's (scale, zero)} and, for CONV_2D / DEPTHWISE_CONV_2D,
-    "weight" (torch layout OIHW), "bias", their scales, "stride", "padding", "activation".
-    """
-    import tflite
-
-    path = Path(path)
-    try:
-        model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
-        graph = model.Subgraphs(0)
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable TFLite flatbuffer ({e})") from e
-    op_names = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
-    act_names = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}
-    ops, counts = [], {}
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
-        counts[name] = counts.get(name, 0) + 1
-        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D"):
-            continue  # RESHAPE and SOFTMAX: the logits are our output
-        entry = {"kind": name, "grid": _grid_of(graph, op.OutputsAsNumpy()[0])}
-        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            opts = tflite.Conv2DOptions() if name == "CONV_2D" else tflite.DepthwiseConv2DOptions()
-            table = op.BuiltinOptions()
-            opts.Init(table.Bytes, table.Pos)
-            inputs = op.InputsAsNumpy()
-            w = _tensor_array(model, graph, inputs[1])
-            # CONV_2D weights are OHWI, DEPTHWISE_CONV_2D 1HW(C*multiplier); torch wants OIHW / (C,1,H,W)
-            w = w.transpose(0, 3, 1, 2) if name == "CONV_2D" else w.transpose(3, 0, 1, 2)
-            entry.update(
-                weight=torch.from_numpy(np.ascontiguousarray(w)),
-                bias=torch.from_numpy(_tensor_array(model, graph, inputs[2])),
-                weight_scale=_scale_of(graph, inputs[1]),
-                bias_scale=_scale_of(graph, inputs[2]),
-                stride=(opts.StrideH(), opts.StrideW()),
-                padding="SAME" if opts.Padding() == tflite.Padding.SAME else "VALID",
-                activation=act_names.get(opts.FusedActivationFunction(), "?"),
-            )
-        ops.append(entry)
-    return {"ops": ops, "input_grid": _grid_of(graph, graph.InputsAsNumpy()[0]), "counts": counts}
-
-
-def _set_grid(grid: Grid, scale_zero: tuple[float, int]) -> None:
-    grid.scale.fill_(scale_zero[0])
-    grid.zero.fill_(scale_zero[1])
-
-
-def convert(path: Path) -> MobileNetV2:
-    """A float `MobileNetV2` with the dequantised weights (and activation grids) of the TFLite file at `path`."""
-    graph = read_tflite(path)
-    convs = [op for op in graph["ops"] if "weight" in op]
-    net = MobileNetV2()
-    targets = net.convs()
-    counts = graph["counts"]
-    residuals = sum(b.residual for b in net.blocks)
-    if len(convs) != len(targets) or counts.get("ADD", 0) != residuals or counts.get("AVERAGE_POOL_2D", 0) != 1:
-        raise ValueError(
-            f"{path}: not a MobileNetV2 1.0 graph ({len(convs)} convolutions, {counts.get('ADD', 0)} ADD; "
-            f"expected {len(targets)} and {residuals})"
-        )
-    with torch.no_grad():
-        for i, (src, dst) in enumerate(zip(convs, targets)):
-            expected_act = "RELU6" if dst.relu6 else "NONE"
-            if src["weight"].shape != dst.weight.shape or src["stride"] != dst.stride or src["padding"] != "SAME" \
-                    or src["activation"] != expected_act:
-                raise ValueError(
-                    f"{path}: convolution {i} ({src['kind']}, weight {tuple(src['weight'].shape)}, stride {src['stride']}, "
-                    f"{src['padding']}, {src['activation']}) does not match MobileNetV2 layer {tuple(dst.weight.shape)}, "
-                    f"stride {dst.stride}, SAME, {expected_act}"
-                )
-            dst.weight.copy_(src["weight"])
-            dst.bias.copy_(src["bias"])
-            dst.weight_scale, dst.bias_scale = src["weight_scale"].clone(), src["bias_scale"].clone()
-        # every operator's output has a grid, in the same order (ADD and the pool included)
-        for grid, op in zip(net.grids(), graph["ops"], strict=True):
-            _set_grid(grid, op["grid"])
-        _set_grid(net.input, graph["input_grid"])
-    return net
-
-
-def _cached_state(path: Path) -> tuple[dict, str]:
-    """Converted weights from the cache, converting (once) when absent."""
-    from colorlab import reports
-
-    digest = sha256(path)
-    cache = settings.cache_dir() / "classifiers" / f"mobilenet_v2-{digest[:16]}-v{CONVERSION_VERSION}.pt"
-    if cache.is_file():
-        return torch.load(cache, map_location="cpu", weights_only=True), digest
-    state = convert(path).state_dict()
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    reports.atomic_write_bytes(cache, buf.getvalue())
-    return state, digest
-
-
 def load(cfg: ClassifierConfig = ClassifierConfig()) -> MobileNetV2:
     """The frozen classifier named by `cfg`, in eval mode, on the CPU."""
     if cfg.name == "inception_resnet_v2":
@@ -506,13 +282,8 @@ def load(cfg: ClassifierConfig = ClassifierConfig()) -> MobileNetV2:
         path = Path(cfg.weights) if cfg.weights else tflite_path()
         if not path.is_file():
             raise FileNotFoundError(f"MobileNetV2 weights not found: {path}")
-        state, digest = _cached_state(path)
         net = MobileNetV2()
-        for name, value in state.items():  # per-channel scales: give the buffer the file's shape first
-            if name.endswith("_scale") and value.shape != net.get_buffer(name).shape:
-                owner, _, attr = name.rpartition(".")
-                setattr(net.get_submodule(owner), attr, value.clone())
-        net.load_state_dict(state)
+        digest = tflite.load_into(net, path)
         net.emulate_uint8(cfg.uint8_activations)
         net.pretrained = True
         net.source = (f"ImageNet weights dequantised from {path.name} (sha256 {digest[:12]}), "
@@ -527,8 +298,8 @@ def identity(cfg: ClassifierConfig) -> str:
     if cfg.name == "mobilenet_v2_random":
         return f"mobilenet_v2_random-seed{cfg.seed}"
     if cfg.name == "mobilenet_v2":
-        digest = sha256(Path(cfg.weights) if cfg.weights else tflite_path())[:16]
-        return f"mobilenet_v2-{digest}-v{CONVERSION_VERSION}" + ("-u8" if cfg.uint8_activations else "-float")
+        key = tflite.weights_key(Path(cfg.weights) if cfg.weights else tflite_path(), MobileNetV2)[:16]
+        return f"mobilenet_v2-{key}" + ("-u8" if cfg.uint8_activations else "-float")
     return f"{cfg.name}-{cfg.weights}"
 
 

@@ -1,0 +1,160 @@
+"""Each paper's experiment: training presets, data, input builders, and the one way to get a trained model.
+
+    from colorlab import experiments
+    run = experiments.get("iizuka2016", "cpu", seed=1, use_global=False)   # -> runs.Run, trained once
+    run.model.colorize(gray)
+
+`get(model, profile, **overrides)` is the single entry point behind
+`colorlab train`, the notebooks and the benchmarks. It builds the paper's
+`Recipe` (`recipe(...)`) and hands it to the run store, which returns the
+finished run of that key or trains it. Overrides are fields of the model
+config or of the training config (`model.KEY` / `train.KEY` when both have
+one). Each experiment module (`MODULES`) follows `protocol.ExperimentModule`:
+`TRAIN` presets per profile, `default_config(profile)`, `recipe(...)` and
+`benchmark(...)`.
+
+This layer sits above the run store: it may import networks, the loop, the
+store and data, never scoring, the CLI or notebooks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from dataclasses import fields
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from colorlab import models, runs, train
+from colorlab.errors import ColorlabError
+
+MODULES = {
+    "cheng2015": "colorlab.experiments.cheng2015",
+    "iizuka2016": "colorlab.experiments.iizuka2016",
+    "koalarization2017": "colorlab.experiments.koalarization2017",
+}
+PROFILES = ("smoke", "cpu", "gpu", "paper")
+
+
+def module(name: str) -> ModuleType:
+    """The experiment module of model `name`."""
+    try:
+        return importlib.import_module(MODULES[name])
+    except KeyError:
+        raise ColorlabError(f"unknown model {name!r}; choose one of {sorted(MODULES)}") from None
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ColorlabError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    return profile
+
+
+def data_profile(profile: str) -> str:
+    """The data a profile trains on: the paper's schedule runs on the gpu profile's data."""
+    return "gpu" if profile == "paper" else profile
+
+
+def train_config(name: str, profile: str, model_cfg: Any = None, **overrides) -> train.TrainConfig:
+    """The TrainConfig of model `name` at `profile` (`TRAIN[profile]` of its experiment), sized to the model.
+
+    "augment" is the paper's 256 -> 224 crop scaled to the model's working size
+    (`model_cfg.train_size`): data decoded at 8/7 of it, random crops of it, flips.
+    bf16="native": bfloat16 autocast where the CPU computes it natively, float32 elsewhere.
+    """
+    table = module(name).TRAIN
+    if check_profile(profile) not in table:
+        raise ColorlabError(f"{name} has no training preset for profile {profile!r}; choose one of {sorted(table)}")
+    values = dict(table[profile])
+    if values.get("bf16") == "native":
+        values["bf16"] = train.native_bf16()
+    size = getattr(model_cfg, "train_size", None)
+    if values.pop("augment", False):
+        if size is None:
+            raise ValueError(f"{name}: augment needs the model's working size (Config.train_size)")
+        values.update(crop=size, data_size=round(size * 8 / 7), flip=True)  # 224 / 256 = 7 / 8
+    if size is not None:
+        values.setdefault("data_size", size)
+    return train.TrainConfig(**{**values, **overrides})
+
+
+def _parse(text: Any, current: Any) -> Any:
+    """A `--set` value: JSON where it parses, else the string; coerced to the field's current type."""
+    value = text
+    if isinstance(text, str):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+    if isinstance(current, bool) or isinstance(value, bool):
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    if isinstance(current, float) and isinstance(value, int):
+        return float(value)
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def apply_overrides(model_cfg: Any, train_cfg: train.TrainConfig, overrides: dict[str, Any]) -> tuple[Any, train.TrainConfig]:
+    """`{KEY: value}` (or `model.KEY` / `train.KEY`) onto the two configs; unknown or ambiguous keys are an error."""
+    targets = {"model": {f.name for f in fields(model_cfg)}, "train": {f.name for f in fields(train_cfg)}}
+    chosen: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
+    for key, value in overrides.items():
+        scope, _, name = key.rpartition(".")
+        if scope:
+            if scope not in targets or name not in targets[scope]:
+                raise ColorlabError(f"no field {name!r} in the {scope} config")
+        else:
+            hits = [s for s, names in targets.items() if name in names]
+            if len(hits) != 1:
+                raise ColorlabError(f"ambiguous field {name!r}: write model.{name} or train.{name}" if hits else
+                                    f"no such field {name!r}; model: {sorted(targets['model'])}, "
+                                    f"train: {sorted(targets['train'])}")
+            scope = hits[0]
+        cfg = model_cfg if scope == "model" else train_cfg
+        chosen[scope][name] = _parse(value, getattr(cfg, name))
+    try:
+        return dataclasses.replace(model_cfg, **chosen["model"]), dataclasses.replace(train_cfg, **chosen["train"])
+    except (TypeError, ValueError) as err:
+        raise ColorlabError(str(err)) from None
+
+
+def command(name: str, profile: str, overrides: dict[str, Any]) -> str:
+    """The `colorlab train` command line that trains this model with these overrides."""
+    sets = "".join(f" --set {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items())
+    return f"colorlab train --model {name} --profile {profile}{sets}"
+
+
+def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg: train.TrainConfig | None = None,
+           progress: bool = True, data: str | Path | None = None, val: str | Path | None = None,
+           **overrides) -> runs.Recipe:
+    """The run store's recipe of model `name` at `profile`, with `overrides` of either config.
+
+    data / val: a folder of your own photos (searched recursively) to train on instead of the
+    profile's dataset, and an optional validation folder. The run is keyed by their content.
+    """
+    exp = module(name)
+    check_profile(profile)
+    model_cfg = exp.default_config(profile) if model_cfg is None else model_cfg
+    train_cfg = train_config(name, profile, model_cfg) if train_cfg is None else train_cfg
+    model_cfg, train_cfg = apply_overrides(model_cfg, train_cfg, overrides)
+    found = exp.recipe(profile, model_cfg, train_cfg, progress=progress, data=data, val=val)
+    folders = "".join(f" --{flag} {path}" for flag, path in (("data", data), ("val", val)) if path is not None)
+    found.command = command(name, profile, overrides) + folders
+    return found
+
+
+def get(name: str, profile: str = "cpu", *, progress: bool = True, resume: bool = True, model_cfg: Any = None,
+        train_cfg: train.TrainConfig | None = None, data: str | Path | None = None, val: str | Path | None = None,
+        **overrides) -> runs.Run:
+    """The trained run of model `name` at `profile`: loaded when a finished one exists, else trained."""
+    found = recipe(name, profile, model_cfg=model_cfg, train_cfg=train_cfg, progress=progress, data=data, val=val,
+                   **overrides)
+    return runs.get(found, progress=progress, resume=resume)
+
+
+def network(name: str) -> ModuleType:
+    """The network module of model `name` (`colorlab.models.<name>`)."""
+    return models.get(name)
