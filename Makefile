@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # Notebooks run in this order by `make reproduce`.
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help venv test test-fast reproduce bench data lint clean distclean
+.PHONY: help venv test test-fast reproduce weights bench data lint clean distclean
 
 help: ## this list
 	@echo "colorlab: reproduction study of automatic image colorization"
@@ -45,6 +45,9 @@ test-fast: $(STAMP) ## tests without the slow ones (training, notebooks)
 
 reproduce: $(STAMP) ## run the whole study: notebooks in order, results/ (PROFILE=cpu)
 	$(BIN)/colorlab reproduce --profile $(PROFILE)
+
+weights: $(STAMP) ## retrain (or load) each paper's shipped model at the cpu preset into weights/
+	$(BIN)/colorlab weights build --profile cpu
 
 bench: $(STAMP) ## speed benchmarks into results/bench.json
 	$(BIN)/colorlab bench --out results/bench.json

@@ -274,3 +274,17 @@ def test_ui_reports_bad_uploads_and_draws(use_runs):
     c["methods"].value = ()
     c["button"].click()
     assert "pick at least one method" in c["status"].value
+
+
+def test_demo_uses_the_shipped_file_rather_than_training(use_runs, tmp_path, monkeypatch, capsys):
+    """A student laptop with no data and no runs: the lesson's demo is the shipped file, nothing is trained."""
+    from colorlab import weights as w
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    (folder / w.SHIPPED["iizuka2016"]).write_bytes(use_runs.file.read_bytes())
+    monkeypatch.setenv("COLORLAB_RUNS", str(tmp_path / "no-runs"))
+    monkeypatch.setattr(playground, "demo_run", lambda *a, **k: pytest.fail("trained although a file ships"))
+    name = playground.demo("cpu", 0, "iizuka2016", folder)
+    assert name == w.SHIPPED["iizuka2016"] and "no training" in capsys.readouterr().out
+    assert name in playground.available_methods(folder)

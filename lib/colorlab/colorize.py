@@ -1,5 +1,7 @@
 """`colorlab colorize`: colourize photos of any size with a trained model.
 
+    colorlab colorize photo.jpg --out DIR                        # the shipped default model (weights/)
+    colorlab colorize --model cheng2015 photos/ --out DIR        # that paper's shipped model
     colorlab colorize --model iizuka2016 --run 3f2a9c INPUT... --out DIR
     colorlab colorize --checkpoint weights.safetensors photos/ --out colorized/ [--global-from style.jpg]
 
@@ -206,7 +208,8 @@ def colorize_paths(model: nn.Module, inputs: list[str | Path], out_dir: Path, si
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (recursive)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    parser.add_argument("--model", choices=sorted(models.MODULES), help="model name (read from the checkpoint if omitted)")
+    parser.add_argument("--model", choices=sorted(models.MODULES),
+                        help="model name (read from the checkpoint if omitted); alone, picks that paper's shipped file")
     parser.add_argument("--checkpoint", type=Path, help="weights: final.pt / checkpoint .pt or exported .safetensors")
     parser.add_argument("--run", help="weights of a trained run: its key (>= 6 digits, see `colorlab runs list`)")
     parser.add_argument("--profile", choices=("paper", *profiles.PROFILES), help="preset for --random-weights (default cpu)")
@@ -220,8 +223,15 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 8:
         print(f"colorlab colorize: --size must be at least 8, got {args.size}", file=sys.stderr)
         return 2
+    checkpoint = args.checkpoint
+    if checkpoint is None and args.run is None and not args.random_weights:
+        from colorlab import weights
+
+        checkpoint = weights.shipped_path(args.model)  # verified against the manifest
+        print(f"using the shipped model {checkpoint} (card: {checkpoint.with_suffix('.md')}); "
+              "--run KEY or --checkpoint FILE picks another")
     try:
-        model = load_model(args.model, args.checkpoint, args.run, args.profile, args.random_weights)
+        model = load_model(args.model, checkpoint, args.run, args.profile, args.random_weights)
         style = None if args.global_from is None else images.read_rgb(args.global_from)
     except (ModelLoadError, KeyError, images.ImageReadError) as err:
         print(f"colorlab colorize: {err}", file=sys.stderr)

@@ -300,6 +300,23 @@ def demo_run(profile: str, seed: int = 0, model_name: str = "iizuka2016") -> run
         return experiments.get(model_name, "smoke", seed=seed, progress=False)
 
 
+def demo(profile: str, seed: int = 0, model_name: str = "iizuka2016", weights_dir: str | Path | None = None) -> str:
+    """The name (in `available_methods`) of the colorizer the lesson demonstrates, training only when
+    nothing is there: the profile's run when it is already trained, else the shipped file of
+    `model_name` in `weights_dir`, else `demo_run` (trains; the smoke preset without the dataset)."""
+    from colorlab import experiments, weights
+
+    recipe = experiments.recipe(model_name, profile, seed=seed, progress=False)
+    if runs.status(recipe)[1] == "trained":
+        return method_name(runs.get(recipe, progress=False))
+    if weights_dir:
+        shipped = next((p for p in weights_files(weights_dir) if p.name == weights.SHIPPED.get(model_name)), None)
+        if shipped is not None:
+            print(f"no trained {profile} run of {model_name} here: using the shipped {shipped.name} (no training)")
+            return shipped.name
+    return method_name(demo_run(profile, seed, model_name))
+
+
 def method_name(run: runs.Run) -> str:
     """The name `available_methods` gives a run."""
     return f"{run.model_name} {run.key[:6]}"

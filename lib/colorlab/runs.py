@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import sys
@@ -54,6 +53,7 @@ from colorlab import atomic, keys, settings
 from colorlab.configs import config_from_dict, network_module
 from colorlab import train as training
 from colorlab.errors import ColorlabError, CorruptFileError
+from colorlab.weights import sha256
 
 Arrays = dict[str, np.ndarray]
 
@@ -86,14 +86,6 @@ class Recipe:
     @property
     def folder(self) -> Path:
         return run_dir(self.model_name, self.key)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- runs ----------------------------------------------------------------------------
@@ -140,7 +132,7 @@ class Run:
         if expected is None:
             raise CorruptFileError(f"run {self.key[:12]} is not finished (no valid done marker)", path=done,
                                    fix=self.command)
-        if not final.exists() or _sha256(final) != expected:
+        if not final.exists() or sha256(final) != expected:
             raise CorruptFileError(f"run {self.key[:12]}: the weights file is damaged or missing "
                                    "(its SHA-256 differs from the one recorded when the run finished)",
                                    path=final, fix=f"{self.command} (retrains it)")
@@ -308,7 +300,7 @@ def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progre
     if world.main:
         _draw_curves(run)
         atomic.write_text(folder / "done", json.dumps({"finished": _dt.datetime.now().isoformat(timespec="seconds"),
-                                                       "final_sha256": _sha256(folder / "final.pt")}) + "\n")
+                                                       "final_sha256": sha256(folder / "final.pt")}) + "\n")
     run._model = model.eval()
     return run
 
