@@ -376,3 +376,12 @@ def test_listing_ignores_other_artefacts_in_the_runs_folder():
     other.mkdir(parents=True)
     (other / "config.json").write_text('{"key": "abc123", "parser": {}}')
     assert runs.list_runs().empty
+
+
+def test_a_missing_dataset_is_one_line_naming_the_fetch_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COLORLAB_DATA", str(tmp_path / "no-data"))
+    assert cli.main(["train", "--model", "iizuka2016", "--profile", "cpu", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "colorlab data fetch miniplaces" in err[0] and "no-data" in err[0]
+    assert cli.main(["reproduce", "--only", "99"]) == 2
+    assert "no notebook matches" in capsys.readouterr().err

@@ -36,12 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == [name]:
             importlib.import_module(module).add_arguments(p)
     args = parser.parse_args(argv)
+    from colorlab.data.registry import DatasetMissingError
     from colorlab.errors import ColorlabError
 
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except ColorlabError as err:
-        print(f"colorlab {args.command}: {err.line()}", file=sys.stderr)
+    except (ColorlabError, DatasetMissingError) as err:  # both name the file and the command that mends it
+        print(f"colorlab {args.command}: {err.line() if isinstance(err, ColorlabError) else err}", file=sys.stderr)
         return 2
 
 

@@ -123,8 +123,14 @@ def _reproduce(profile: str, root: Path, only, parameters, timeout) -> list[Outc
     out_dir = root / "executed"
     started = {"commit": machine.commit(), "machine": machine.describe(), "finished_runs_before": _finished_runs(),
                "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    chosen = discover(only=only)
+    if not chosen:
+        from colorlab.errors import ColorlabError
+
+        raise ColorlabError(f"no notebook matches --only {' '.join(only or [])}", path=notebooks_dir(),
+                            fix="colorlab reproduce --only 02 06  (numbers or names of notebooks/NN_*.ipynb)")
     outcomes = []
-    for nb in discover(only=only):
+    for nb in chosen:
         print(f"[reproduce] {nb.name} (PROFILE={profile}) ...", flush=True)
         outcome = run_one(nb, profile, out_dir, parameters, timeout)
         print(f"[reproduce] {nb.name} done in {outcome.seconds:.1f} s", flush=True)
