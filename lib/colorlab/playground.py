@@ -360,7 +360,8 @@ def _method_model(method):
     return method.model if isinstance(method, Method) else method
 
 
-def compare_photos(methods: Mapping[str, object], photos: Mapping[str, np.ndarray], cell_inches: float = 2.2):
+def compare_photos(methods: Mapping[str, object], photos: Mapping[str, np.ndarray], cell_inches: float = 2.2,
+                   title: str | None = None):
     """Every method on every photo -> (figure, metrics table).
 
     Figure: one row per photo: gray input | each method | ground truth, the
@@ -390,7 +391,7 @@ def compare_photos(methods: Mapping[str, object], photos: Mapping[str, np.ndarra
         grid.append(cells)
         notes.append(line)
     fig = plots.image_grid(grid, row_titles=list(photos), col_titles=[GRAY_TITLE, *methods, TRUTH_TITLE],
-                           annotations=notes, cell_inches=cell_inches)
+                           annotations=notes, cell_inches=cell_inches, title=title)
     columns = ["photo", "method", "psnr", "ssim", "auc", "colorfulness_ratio", "colorfulness", "seconds", "note"]
     return fig, pd.DataFrame(rows).reindex(columns=columns)
 
@@ -409,7 +410,8 @@ def restyle(model, rgb: np.ndarray, style_rgb: np.ndarray) -> np.ndarray:
     return colorize_photo(model, rgb, global_from=style_rgb)[0]
 
 
-def style_transfer(model, rgb: np.ndarray, styles: np.ndarray | Mapping[str, np.ndarray], cell_inches: float = 2.4):
+def style_transfer(model, rgb: np.ndarray, styles: np.ndarray | Mapping[str, np.ndarray], cell_inches: float = 2.4,
+                   title: str | None = None):
     """Swap the global features (Iizuka et al. 2016 sec. 4.5) -> (figure, table).
 
     One row per style photo: gray input | its own colours | the style photo (the
@@ -430,5 +432,5 @@ def style_transfer(model, rgb: np.ndarray, styles: np.ndarray | Mapping[str, np.
                       f"colourfulness {metrics.colorfulness(out):.1f}\nab moved {moved:.1f} on average"])
     titles = [GRAY_TITLE, "own global features", "style photo (net sees it gray)", "style's global features"]
     fig = plots.image_grid(grid, row_titles=[f"style: {n}" for n in styles], col_titles=titles, annotations=notes,
-                           cell_inches=cell_inches)
+                           cell_inches=cell_inches, title=title)
     return fig, pd.DataFrame(rows)

@@ -58,6 +58,7 @@ def image_grid(
     col_titles: Sequence[str] | None = None,
     annotations: Sequence[Sequence[str | None]] | None = None,
     cell_inches: float = CELL_INCHES,
+    title: str | None = None,
 ):
     """Images in a grid, one list per row -> Figure with len(rows) x (longest row) axes.
 
@@ -95,6 +96,8 @@ def image_grid(
             if row_titles is not None and j == 0:
                 height = cell_inches * min(1.0, img.shape[0] / img.shape[1])  # the drawn image's height
                 ax.set_ylabel(_fit(row_titles[i], height), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
