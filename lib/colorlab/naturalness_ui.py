@@ -38,7 +38,8 @@ def build_ui(trials: Sequence[naturalness.Trial], path: str | Path, seed: int = 
 
     viewer = w.Text(placeholder="your name or number", description="viewer")
     start = w.Button(description="Start", button_style="primary")
-    image = w.Image(format="png", layout=w.Layout(min_height="256px"))
+    # a fixed display width: stretched to the cell's width the photo pushes the answer buttons off the screen
+    image = w.Image(format="png", layout=w.Layout(width="384px", height="auto", object_fit="contain"))
     natural = w.Button(description="natural", button_style="success", disabled=True)
     unnatural = w.Button(description="not natural", button_style="danger", disabled=True)
     status = w.HTML(_message("Type your name and press Start. Use your gut feeling: is this a natural photo?"))
