@@ -57,17 +57,39 @@ def test_quick_cli_writes_expected_json(tmp_path):
     assert result["quick"] is True and {"cpu", "threads", "torch"} <= set(result["machine"])
     r = result["results"]
     assert set(r) == {"matmul", "iizuka2016_inference", "iizuka2016_train"}
-    assert r["matmul"]["fp32"]["gflops"] > 0 and r["matmul"]["bf16"]["gflops"] > 0
+    assert r["matmul"]["fp32"]["gflops"] > 0
     inf = r["iizuka2016_inference"]
     assert set(inf["sizes"]) == {"32", "64"} and set(inf["gflop"]) == {"32", "64"}
     for size in ("32", "64"):
-        for dtype in ("fp32", "bf16"):
+        for dtype in bench.dtypes():
             assert inf["sizes"][size][dtype]["median_s"] > 0 and inf["sizes"][size][dtype]["gflops"] > 0
-    assert set(inf["best"]) == {"fp32", "bf16"} and inf["best"]["bf16"] in inf["variants"]
+    assert set(inf["best"]) == set(bench.dtypes()) and inf["best"]["fp32"] in inf["variants"]
     assert inf["variants"]["fp32/contiguous/eager"]["max_abs_diff_vs_fp32"] < 1e-5
-    assert inf["variants"]["bf16/channels_last/eager"]["max_abs_diff_vs_fp32"] < 0.05
+    if "bf16" in bench.dtypes():
+        assert inf["variants"]["bf16/channels_last/eager"]["max_abs_diff_vs_fp32"] < 0.05
     assert inf["meets_target_512"] is False  # never claimed from a quick run
-    assert r["iizuka2016_train"]["fp32"]["images_per_s"] > 0 and r["iizuka2016_train"]["bf16"]["images_per_s"] > 0
+    dtypes = bench.dtypes()
+    assert "error" not in r["iizuka2016_train"], r["iizuka2016_train"]
+    assert r["iizuka2016_train"]["fp32"]["images_per_s"] > 0 and r["iizuka2016_train"]["gflop_per_step"] > 0
+    assert ("bf16" in dtypes) == isinstance(r["iizuka2016_train"]["bf16"], dict)  # emulated bf16 is skipped, saying so
+    assert result["training_vs_ceilings"]["iizuka2016_train/fp32"]["of_matmul_ceiling"] > 0
+
+
+def test_training_is_reported_against_the_ceilings_and_emulated_bf16_is_skipped(tmp_path, monkeypatch):
+    from colorlab import train
+
+    monkeypatch.setattr(train, "native_bf16", lambda: False)
+    out = tmp_path / "bench.json"
+    args = ["bench", "--quick", "--out", str(out), "--threads", "1"]
+    for name in ("matmul", "conv", "koalarization2017_train"):
+        args += ["--only", name]
+    assert cli.main(args) == 0
+    result = json.loads(out.read_text())
+    r = result["results"]
+    assert all(isinstance(r[n]["bf16"], str) and "emulated" in r[n]["bf16"] for n in r)
+    assert r["conv"]["fp32"]["forward_backward"]["gflops"] > 0
+    frac = result["training_vs_ceilings"]["koalarization2017_train/fp32"]
+    assert 0 < frac["of_conv_ceiling"] and 0 < frac["of_matmul_ceiling"]
 
 
 def test_unknown_bench_is_refused(tmp_path, capsys):

@@ -9,7 +9,8 @@ timings without touching this file: the `benchmark(...)` of each module of
 whichever of `quick`, `sizes`, `preset`, `repeats` its signature takes.
 
 What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
-- `matmul`: the ceiling, GFLOP/s of a square torch.mm in fp32 and bf16.
+- `matmul` and `conv`: the ceilings, GFLOP/s of a square torch.mm and of one 3x3
+  conv at the cpu presets' scale (forward, and forward + backward).
 - `iizuka2016_inference`: seconds per image (median of N after a warm-up) at
   224..2048 for the paper-size net with random weights, BatchNorm folded,
   eval mode, `torch.inference_mode`. At 512 every variant is timed (fp32 /
@@ -19,8 +20,11 @@ What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
   bit-identical, the casts are saved). FLOPs are counted
   from the conv and linear shapes (2 Cin Cout k k Hout Wout, on a meta-device
   copy), so GFLOP/s = FLOPs / seconds.
-- `iizuka2016_train`: training images/s of the `cpu` preset (forward, backward,
-  ADADELTA step), fp32 and bf16 autocast.
+- `iizuka2016_train`, `koalarization2017_train`: training images/s and GFLOP/s
+  of the `cpu` presets (forward, backward, optimizer step); `training_vs_ceilings`
+  gives each as a fraction of the conv and matmul ceilings of the same run.
+- bf16 is measured only where the CPU computes it natively (`dtypes()`): emulated
+  bf16 (AVX2-only CPUs) is slower than fp32, so it is skipped and the JSON says so.
 - `iizuka2016_bf16_quality`: PSNR on Kodak24 of bf16 vs fp32 inference, with
   `--checkpoint`, else the newest finished iizuka2016 run, else random weights
   (flagged: a quality number needs trained weights).
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import datetime as _dt
 import inspect
 import json
@@ -117,6 +122,16 @@ def _autocast(dtype: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
 
 
+EMULATED_BF16 = "skipped: this CPU has no native bf16 (no AVX-512 BF16 / AMX); emulated bf16 is slower than fp32"
+
+
+def dtypes() -> tuple[str, ...]:
+    """fp32, and bf16 where the CPU computes it natively: emulated bf16 can take minutes and says nothing useful."""
+    from colorlab import train
+
+    return ("fp32", "bf16") if train.native_bf16() else ("fp32",)
+
+
 def machine() -> dict:
     """`colorlab.machine.describe()`: CPU model, ISA, cores, threads, torch."""
     return colorlab_machine.describe()
@@ -127,13 +142,40 @@ def machine() -> dict:
 def bench_matmul(opts: Options) -> dict:
     """The ceiling: GFLOP/s of one n x n x n torch.mm (2 n^3 FLOPs) per dtype."""
     n = 512 if opts.quick else 4096
-    out = {"n": n}
-    for dtype in ("fp32", "bf16"):
+    out = {"n": n, **({} if "bf16" in dtypes() else {"bf16": EMULATED_BF16})}
+    for dtype in dtypes():
         a = torch.rand(n, n, dtype=torch.float32 if dtype == "fp32" else torch.bfloat16)
         t = timed(lambda: torch.mm(a, a), repeats=3 if opts.quick else 7)
         gflop = 2 * n**3 / 1e9
         out[dtype] = {**t, "gflops": gflop / t["median_s"], "gflops_best": gflop / t["min_s"],
                       "gflops_per_cpu_s": gflop / max(t["cpu_s"], 1e-9)}
+    return out
+
+
+@register("conv")
+def bench_conv(opts: Options) -> dict:
+    """The convolution ceiling: GFLOP/s of one 3x3 conv at the cpu presets' scale (64 -> 64 channels,
+    64 x 64, batch 32), forward alone and forward + backward (3x the forward FLOPs), per dtype."""
+    b, c, size = (4, 16, 16) if opts.quick else (32, 64, 64)
+    flop = 2 * c * c * 9 * size * size * b / 1e9
+    out = {"batch": b, "channels": c, "size": size, **({} if "bf16" in dtypes() else {"bf16": EMULATED_BF16})}
+    for dtype in dtypes():
+        torch.manual_seed(0)
+        conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        x = torch.rand(b, c, size, size, requires_grad=True)
+
+        def forward():
+            with torch.no_grad(), _autocast(dtype):
+                conv(x)
+
+        def train_step():
+            with _autocast(dtype):
+                y = conv(x)
+            y.float().sum().backward()
+
+        fwd, both = timed(forward, 3 if opts.quick else 10), timed(train_step, 3 if opts.quick else 10)
+        out[dtype] = {"forward": {**fwd, "gflops": flop / fwd["median_s"]},
+                      "forward_backward": {**both, "gflops": 3 * flop / both["median_s"]}}
     return out
 
 
@@ -174,7 +216,9 @@ def bench_iizuka_inference(opts: Options) -> dict:
            "gflop": {str(s): count_flops(net, gray[s]) / 1e9 for s in sizes}, "variants": {}, "best": {}, "sizes": {}}
     with torch.inference_mode():
         ref = net(gray[pick_at])[0].float()
-    for dtype in ("fp32", "bf16"):
+    if "bf16" not in dtypes():
+        out["bf16"] = EMULATED_BF16
+    for dtype in dtypes():
         for layout in ("contiguous", "channels_last"):
             for mode in ("eager",) if opts.quick else ("eager", "jit"):
                 fn, setup = _variant(net, gray[pick_at], dtype, layout, mode)
@@ -183,7 +227,7 @@ def bench_iizuka_inference(opts: Options) -> dict:
                 out["variants"][f"{dtype}/{layout}/{mode}"] = {**t, "setup_s": setup, "max_abs_diff_vs_fp32": err}
         mine = {k: v for k, v in out["variants"].items() if k.startswith(dtype)}
         out["best"][dtype] = min(mine, key=lambda k: mine[k]["median_s"])
-    for dtype in ("fp32", "bf16"):
+    for dtype in dtypes():
         _, layout, mode = out["best"][dtype].split("/")
         for s in sizes:
             if s == pick_at:
@@ -196,33 +240,44 @@ def bench_iizuka_inference(opts: Options) -> dict:
                                                           "gflops_per_cpu_s": gflop / max(t["cpu_s"], 1e-9)}
     # what a user waits for: the whole colorize (resize, net, Lab join) at 512, eager
     s = pick_at
-    _, layout, _ = out["best"]["bf16"].split("/")
+    _, layout, _ = out["best"][dtypes()[-1]].split("/")
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    for dtype in ("fp32", "bf16"):
+    for dtype in dtypes():
         full = copy.deepcopy(net).to(memory_format=fmt, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
         with _autocast(dtype):
             out["sizes"][str(s)][f"colorize_end_to_end_{dtype}_eager"] = timed(lambda: full.colorize(gray[s]), repeats(s))
-    best512 = min(out["sizes"][str(pick_at)][d]["median_s"] for d in ("fp32", "bf16"))
+    best512 = min(out["sizes"][str(pick_at)][d]["median_s"] for d in dtypes())
     out["meets_target_512"] = bool(not opts.quick and pick_at == 512 and best512 <= TARGET_512_S)
     return out
 
 
-@register("iizuka2016_train")
-def bench_iizuka_train(opts: Options) -> dict:
-    """Training images/s of the cpu preset: forward + backward + ADADELTA, straight on the model."""
-    from colorlab.models import iizuka2016 as iz
+def _train_step_bench(name: str, opts: Options) -> dict:
+    """Training images/s and GFLOP/s (3x the forward FLOPs) of a CNN's cpu preset: forward, backward and
+    the preset's optimizer, straight on the model (no loop overhead; `colorlab train` adds little)."""
+    from colorlab import experiments
 
-    preset = "smoke" if opts.quick else "cpu"
-    cfg = iz.PRESETS[preset]
-    batch_size, steps = (4, 2) if opts.quick else (32, 10)
-    out = {"model": "iizuka2016", "preset": preset, "batch_size": batch_size, "size": cfg.train_size,
-           "optimizer": "adadelta", "steps_timed": steps}
-    for dtype in ("fp32", "bf16"):
+    profile = "smoke" if opts.quick else "cpu"
+    cfg = experiments.module(name).default_config(profile)
+    if name == "koalarization2017":
+        cfg = dataclasses.replace(cfg, classifier="mobilenet_v2_random")  # the embedding comes with the batch
+    tcfg = experiments.train_config(name, profile, cfg)
+    batch_size, steps, size = (4, 2, cfg.train_size) if opts.quick else (tcfg.batch_size, 10, cfg.train_size)
+    module = models.get(name)
+    batch = {"rgb": torch.rand(batch_size, 3, size, size), "label": torch.randint(0, 100, (batch_size,)) % 100}
+    if name == "koalarization2017":
+        batch["embedding"] = torch.randn(batch_size, 1001)
+        flop_inputs = (torch.rand(1, 1, size, size), torch.randn(1, 1001))
+    else:
+        batch["label"] = batch["label"] % cfg.n_classes
+        flop_inputs = (torch.rand(1, 1, size, size),)
+    gflop_step = 3 * count_flops(module.build(cfg).eval(), *flop_inputs) * batch_size / 1e9
+    out = {"model": name, "preset": profile, "batch_size": batch_size, "size": size, "optimizer": tcfg.optimizer,
+           "steps_timed": steps, "gflop_per_step": gflop_step, **({} if "bf16" in dtypes() else {"bf16": EMULATED_BF16})}
+    for dtype in dtypes():
         torch.manual_seed(0)
-        net = iz.build(cfg).train()
-        opt = torch.optim.Adadelta(net.parameters(), lr=1.0)
-        batch = {"rgb": torch.rand(batch_size, 3, cfg.train_size, cfg.train_size),
-                 "label": torch.randint(0, cfg.n_classes, (batch_size,))}
+        net = module.build(cfg).train()
+        opt = torch.optim.Adadelta(net.parameters(), lr=1.0) if tcfg.optimizer == "adadelta" else \
+            torch.optim.Adam(net.parameters(), lr=tcfg.lr)
 
         def step():
             opt.zero_grad(set_to_none=True)
@@ -232,7 +287,36 @@ def bench_iizuka_train(opts: Options) -> dict:
             opt.step()
 
         t = timed(step, repeats=steps, warmup=2)
-        out[dtype] = {**t, "images_per_s": batch_size / t["median_s"]}
+        out[dtype] = {**t, "images_per_s": batch_size / t["median_s"], "gflops": gflop_step / t["median_s"]}
+    return out
+
+
+@register("iizuka2016_train")
+def bench_iizuka_train(opts: Options) -> dict:
+    return _train_step_bench("iizuka2016", opts)
+
+
+@register("koalarization2017_train")
+def bench_koalarization_train(opts: Options) -> dict:
+    return _train_step_bench("koalarization2017", opts)
+
+
+def ceiling_fractions(results: dict) -> dict:
+    """Each training bench's GFLOP/s as a fraction of the conv (forward + backward) and matmul ceilings
+    measured in the same run, per dtype: how much of the machine a training step uses."""
+    conv, mm = results.get("conv", {}), results.get("matmul", {})
+    out = {}
+    for name, res in results.items():
+        if not name.endswith("_train"):
+            continue
+        for dtype in ("fp32", "bf16"):
+            if not isinstance(res.get(dtype), dict):
+                continue
+            c = conv.get(dtype, {}).get("forward_backward", {}).get("gflops") if isinstance(conv.get(dtype), dict) else None
+            m = mm.get(dtype, {}).get("gflops") if isinstance(mm.get(dtype), dict) else None
+            g = res[dtype]["gflops"]
+            out[f"{name}/{dtype}"] = {"gflops": g, "images_per_s": res[dtype]["images_per_s"],
+                                      "of_conv_ceiling": g / c if c else None, "of_matmul_ceiling": g / m if m else None}
     return out
 
 
@@ -341,6 +425,7 @@ def _run(opts: Options, names: list[str], available: dict, progress) -> dict:
         result["bench_seconds"] = time.perf_counter() - start
         out["results"][name] = result
     out["load_average_after"] = list(os.getloadavg())
+    out["training_vs_ceilings"] = ceiling_fractions(out["results"])
     return out
 
 
