@@ -385,3 +385,14 @@ def test_a_missing_dataset_is_one_line_naming_the_fetch_command(tmp_path, monkey
     assert len(err) == 1 and "colorlab data fetch miniplaces" in err[0] and "no-data" in err[0]
     assert cli.main(["reproduce", "--only", "99"]) == 2
     assert "no notebook matches" in capsys.readouterr().err
+
+
+def test_a_runs_command_line_reproduces_its_key(capsys):
+    """The command a run records (and error messages quote) trains exactly that run, model_cfg= included."""
+    import shlex
+
+    cfg = dataclasses.replace(models.get("iizuka2016").PRESETS["smoke"], out_space="yuv", width=0.125)
+    recipe = experiments.recipe("iizuka2016", "smoke", model_cfg=cfg, seed=3)
+    argv = shlex.split(recipe.command)[1:] + ["--dry-run"]
+    assert "--set" in argv and cli.main(argv) == 0
+    assert f"run {recipe.key[:12]} in " in capsys.readouterr().out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import shlex
 from dataclasses import fields
 from pathlib import Path
 from types import ModuleType
@@ -121,10 +122,21 @@ def apply_overrides(model_cfg: Any, train_cfg: train.TrainConfig, overrides: dic
         raise ColorlabError(str(err)) from None
 
 
-def command(name: str, profile: str, overrides: dict[str, Any]) -> str:
-    """The `colorlab train` command line that trains this model with these overrides."""
-    sets = "".join(f" --set {k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in overrides.items())
-    return f"colorlab train --model {name} --profile {profile}{sets}"
+def command(name: str, profile: str, model_cfg: Any, train_cfg: train.TrainConfig) -> str:
+    """The `colorlab train` command line that trains these configs: every field that differs from the
+    profile's defaults becomes a `--set` (so a notebook's `model_cfg=` shows up as well as an override)."""
+    base_model = module(name).default_config(profile)
+    base_train = train_config(name, profile, base_model)
+    sets = []
+    for scope, cfg, base in (("model", model_cfg, base_model), ("train", train_cfg, base_train)):
+        for f in fields(cfg):
+            value = getattr(cfg, f.name)
+            if scope == "train" and f.name in train.NOT_IN_KEY:
+                continue
+            if value != getattr(base, f.name, None):
+                text = value if isinstance(value, str) else json.dumps(value if not isinstance(value, tuple) else list(value))
+                sets.append(" --set " + shlex.quote(f"{scope}.{f.name}={text}"))
+    return f"colorlab train --model {name} --profile {profile}{''.join(sets)}"
 
 
 def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg: train.TrainConfig | None = None,
@@ -142,7 +154,7 @@ def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg:
     model_cfg, train_cfg = apply_overrides(model_cfg, train_cfg, overrides)
     found = exp.recipe(profile, model_cfg, train_cfg, progress=progress, data=data, val=val)
     folders = "".join(f" --{flag} {path}" for flag, path in (("data", data), ("val", val)) if path is not None)
-    found.command = command(name, profile, overrides) + folders
+    found.command = command(name, profile, model_cfg, train_cfg) + folders
     return found
 
 
