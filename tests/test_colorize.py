@@ -84,7 +84,9 @@ def test_clean_run_exits_zero_and_output_keeps_lightness(trained, photos, tmp_pa
     assert np.abs(direct.astype(int) - result.astype(int)).max() <= 1
 
 
-def test_refuses_without_weights_unless_random(photos, tmp_path, capsys):
+def test_refuses_without_weights_unless_random(photos, tmp_path, capsys, monkeypatch):
+    """No --run, no --checkpoint and no shipped file: a one-line refusal that says what to pass."""
+    monkeypatch.setenv("COLORLAB_WEIGHTS", str(tmp_path / "no-shipped-weights"))
     out = tmp_path / "out"
     assert cli.main(["colorize", "--model", "iizuka2016", str(photos / "a.png"), "--out", str(out)]) == 2
     assert "--checkpoint" in capsys.readouterr().err and not out.exists()

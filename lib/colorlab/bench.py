@@ -2,15 +2,12 @@
 
     colorlab bench --out results/bench.json [--quick] [--only NAME ...] [--checkpoint FILE]
 
-Every benchmark is a function in `BENCHES` (name -> fn(Options) -> JSON-able
-dict); `register(name)` adds one. Model modules can also offer their own
-timings without touching this file: the `benchmark(...)` of each module of
-`colorlab.experiments.MODULES` is run as bench `<model name>`, called with
-whichever of `quick`, `sizes`, `preset`, `repeats` its signature takes.
+Every benchmark is a function in `BENCHES` (name -> fn(Options) -> JSON-able dict;
+`register(name)` adds one), plus each experiment's `benchmark(...)` as bench `<model
+name>`, called with whichever of `quick`, `sizes`, `preset`, `repeats` it takes.
 
 What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
-- `matmul` and `conv`: the ceilings, GFLOP/s of a square torch.mm and of one 3x3
-  conv at the cpu presets' scale (forward, and forward + backward).
+- `matmul`, `conv`: the ceilings, GFLOP/s of a square torch.mm and of one 3x3 conv.
 - `iizuka2016_inference`: seconds per image (median of N after a warm-up) at
   224..2048 for the paper-size net with random weights, BatchNorm folded,
   eval mode, `torch.inference_mode`. At 512 every variant is timed (fp32 /
@@ -23,8 +20,7 @@ What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
 - `iizuka2016_train`, `koalarization2017_train`: training images/s and GFLOP/s
   of the `cpu` presets (forward, backward, optimizer step); `training_vs_ceilings`
   gives each as a fraction of the conv and matmul ceilings of the same run.
-- bf16 is measured only where the CPU computes it natively (`dtypes()`): emulated
-  bf16 (AVX2-only CPUs) is slower than fp32, so it is skipped and the JSON says so.
+- bf16 only where the CPU computes it natively (`dtypes()`); elsewhere the JSON says it was skipped.
 - `iizuka2016_bf16_quality`: PSNR on Kodak24 of bf16 vs fp32 inference, with
   `--checkpoint`, else the newest finished iizuka2016 run, else random weights
   (flagged: a quality number needs trained weights).

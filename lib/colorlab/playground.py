@@ -216,9 +216,16 @@ def _file_method(path: Path) -> Method:
 
 
 def weights_files(weights_dir: str | Path) -> list[Path]:
-    """Weights files directly in `weights_dir` (a relative path is taken from the repository root)."""
+    """Weights files directly in `weights_dir` (a relative path is taken from the repository root).
+
+    The project's own `weights/` folder may be absent (a checkout before `make weights`): then there
+    are none, and a note says how to get them; any other folder that is not there is an error.
+    """
     folder = Path(weights_dir).expanduser()
     folder = folder if folder.is_absolute() else settings.REPO_ROOT / folder
+    if not folder.is_dir() and folder == settings.REPO_ROOT / "weights":
+        print(f"no shipped weights in {folder} (`make weights` builds them)")
+        return []
     if not folder.is_dir():
         raise NotADirectoryError(f"WEIGHTS_DIR {folder}: no such folder")
     return sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file() and not p.name.startswith("."))

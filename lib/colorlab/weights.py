@@ -113,7 +113,8 @@ def shipped_path(name: str | None = None, folder: Path | None = None) -> Path:
     folder = Path(folder or weights_dir())
     path = folder / SHIPPED[name]
     if not path.exists():
-        raise ColorlabError("the shipped weights file is missing", path=path, fix="make weights")
+        raise ColorlabError("the shipped weights file is missing", path=path,
+                            fix="make weights, or pass --checkpoint FILE / --run KEY")
     expected = read_manifest(folder).get(path.name)
     if expected is None:
         raise CorruptFileError(f"not listed in {MANIFEST}", path=path, fix="make weights")
