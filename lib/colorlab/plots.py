@@ -229,7 +229,7 @@ def bar_with_ci(
     return fig
 
 
-METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "auc": "AuC (0-150)", "colorfulness_ratio": "colourfulness ratio",
+METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "auc": "AuC", "colorfulness_ratio": "colourfulness ratio",
                  "colorfulness_error": "|colourfulness ratio - 1|"}
 
 
@@ -259,11 +259,13 @@ def differences(df: pd.DataFrame, title: str):
                         label=str(dataset) if len(datasets) > 1 else None)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlabel(f"difference in {METRIC_LABELS.get(metric, metric)}")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(4, symmetric=False))
         ax.grid(axis="x", alpha=0.3)
     axes[0, 0].set_yticks(np.arange(len(labels)), labels, fontsize=8)
     axes[0, 0].invert_yaxis()
-    if len(datasets) > 1:
-        axes[0, -1].legend(fontsize=8, title="images")
+    if len(datasets) > 1:  # below the axes, where it hides no interval
+        fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside lower center", ncols=len(datasets),
+                   fontsize=8, title="images", title_fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig
 
