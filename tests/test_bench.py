@@ -123,3 +123,16 @@ def test_bf16_quality_on_kodak(mirror):
     r = bench.bench_iizuka_bf16_quality(bench.Options(quick=True))
     assert r["images"] == 2 and r["weights"] == "random" and "needs trained weights" in r["note"]
     assert r["psnr_bf16_vs_fp32_db"] > 30 and abs(r["delta_db"]) < 1
+
+
+def test_training_steps_are_timed_in_both_layouts_and_side_by_side(tmp_path):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--out", str(out), "--threads", "2", "--only", "iizuka2016_train",
+                     "--only", "thread_layout"]) == 0
+    r = json.loads(out.read_text())["results"]
+    step = r["iizuka2016_train"]["fp32"]
+    assert set(step["layouts"]) == {"contiguous", "channels_last"} and step["layout"] in step["layouts"]
+    assert all(v["images_per_s"] > 0 for v in step["layouts"].values())
+    layout = r["thread_layout"]
+    assert layout["processes"] >= 2 and len(layout["per_process_images_per_s"]) == layout["processes"]
+    assert layout["gain"] == pytest.approx(layout["side_by_side_images_per_s"] / layout["one_process_images_per_s"])

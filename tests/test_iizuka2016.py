@@ -144,7 +144,7 @@ def test_training_loss_is_eq6():
 def test_training_target_is_normalised_ab_at_half_size():
     net = _net()
     rgb = torch.rand(2, 3, 32, 32)
-    target = F.interpolate(net._target(rgb), size=(16, 16), mode="area")
+    target = F.interpolate(net._target(rgb, color.rgb_to_lab(rgb)), size=(16, 16), mode="area")
     assert target.shape == (2, 2, 16, 16) and 0 <= float(target.min()) and float(target.max()) <= 1
     # a perfect prediction has zero colour loss: plug the target in as the output
     net.forward = lambda gray, global_gray=None: (target, None)

@@ -59,10 +59,10 @@ def test_evaluate_and_summarize_on_arrays():
 
 
 class _CountingGray(baselines.GrayBaseline):
-    calls = 0
+    calls = 0  # images colourised
 
     def colorize(self, gray):
-        type(self).calls += 1
+        type(self).calls += len(gray)
         return super().colorize(gray)
 
 
@@ -124,3 +124,18 @@ def test_differences_are_paired_by_seed_against_each_reference():
     # the seed noise is shared by both variants, so the paired interval is tight around -0.3
     assert psnr["diff"] == pytest.approx(-0.3) and psnr.ci_high < 0
     assert set(diffs.variant) == {"ablated"}  # a variant that was not trained is left out
+
+
+def test_batched_scoring_equals_one_image_at_a_time():
+    from colorlab import baselines, metrics
+
+    rng = np.random.default_rng(3)
+    imgs = [rng.integers(0, 256, (8, 10, 3), dtype=np.uint8) for _ in range(5)] + [rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)]
+    s = study.EvalSet("toy", "val", [f"i{k}" for k in range(6)], imgs)
+    assert study._same_size_batches(imgs, 3) == [[0, 1, 2], [3, 4], [5]]
+    method = baselines.MeanChromaBaseline((5.0, -7.0))
+    got = study.evaluate({"m": method}, s, progress=False)
+    for k, img in enumerate(imgs):
+        pred, _ = study.colorize_u8(method, img)
+        row = got[got["image"] == f"i{k}"].iloc[0]
+        assert row["auc"] == pytest.approx(metrics.image_metrics(pred, img)["auc"])

@@ -127,6 +127,46 @@ def test_resume_extends_steps_and_checks_config(tmp_path):
     assert again.steps_trained == 12
 
 
+def test_warmup_cosine_rates_are_a_function_of_the_step():
+    c = train.TrainConfig(steps=100, optimizer="adamw", lr=1e-3, schedule="warmup_cosine", warmup=0.05)
+    rates = [train.learning_rate(c, s) for s in range(100)]
+    assert rates[:5] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])  # linear warm-up over 5 steps
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:]))  # then never rising
+    assert rates[-1] < 1e-6 and rates[52] == pytest.approx(5e-4, rel=0.05)  # cosine to 0, half-way at the middle
+    assert {train.learning_rate(train.TrainConfig(steps=100, lr=0.3), s) for s in (0, 50, 99)} == {0.3}
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        train.TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="warmup"):
+        train.TrainConfig(schedule="warmup_cosine", warmup=1.0)
+
+
+def test_a_scheduled_run_resumes_exactly_and_refuses_other_steps(tmp_path):
+    tr = arrays()
+    c = cfg(steps=10, optimizer="adamw", weight_decay=0.01, schedule="warmup_cosine", warmup=0.2)
+    whole = train.fit(fresh(), tr, None, c, tmp_path / "whole", progress=False)
+    killed = fresh()
+    killed.fail_at = 8
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(killed, tr, None, c, tmp_path / "resumed", progress=False)
+    resumed = train.fit(fresh(seed=9), tr, None, c, tmp_path / "resumed", progress=False)
+    assert resumed.steps_trained == 4
+    assert_same_weights(whole.model, resumed.model)
+    # the cosine is laid over `steps`: a longer run is another schedule, not a continuation
+    with pytest.raises(ValueError, match="different TrainConfig.*steps"):
+        train.fit(fresh(), tr, None, dataclasses.replace(c, steps=20), tmp_path / "whole", progress=False)
+
+
+def test_channels_last_trains_the_same_net_to_float_rounding(tmp_path):
+    tr = arrays()
+    # SGD: Adam would turn the rounding noise of a bias before BatchNorm (gradient ~0) into whole steps
+    plain = train.fit(fresh(), tr, None, cfg(steps=4, optimizer="sgd", lr=0.1), tmp_path / "a", progress=False)
+    nhwc = train.fit(fresh(), tr, None, cfg(steps=4, optimizer="sgd", lr=0.1, channels_last=True), tmp_path / "b",
+                     progress=False)
+    assert_same_weights(plain.model, nhwc.model, atol=1e-4)
+    final = torch.load(tmp_path / "b" / "final.pt", weights_only=True)["model"]
+    assert all(t.is_contiguous() for t in final.values())  # weights leave the loop in the usual layout
+
+
 def test_finished_checkpoint_trains_nothing(tmp_path):
     tr = arrays()
     first = train.fit(fresh(), tr, None, cfg(steps=3), tmp_path, progress=False)

@@ -18,8 +18,10 @@ What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
   from the conv and linear shapes (2 Cin Cout k k Hout Wout, on a meta-device
   copy), so GFLOP/s = FLOPs / seconds.
 - `iizuka2016_train`, `koalarization2017_train`: training images/s and GFLOP/s
-  of the `cpu` presets (forward, backward, optimizer step); `training_vs_ceilings`
-  gives each as a fraction of the conv and matmul ceilings of the same run.
+  of the `cpu` presets (forward, backward, the preset's optimizer), contiguous and
+  channels_last (`colorlab.training_speed`); `training_vs_ceilings` gives each as a
+  fraction of the conv and matmul ceilings of the same run.
+- `thread_layout`: one training process on all threads against one per core, side by side.
 - bf16 only where the CPU computes it natively (`dtypes()`); elsewhere the JSON says it was skipped.
 - `iizuka2016_bf16_quality`: PSNR on Kodak24 of bf16 vs fp32 inference, with
   `--checkpoint`, else the newest finished iizuka2016 run, else random weights
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import datetime as _dt
 import inspect
 import json
@@ -54,7 +55,8 @@ import torch
 from torch import nn
 
 from colorlab import machine as colorlab_machine
-from colorlab import atomic, color, models, settings
+from colorlab import atomic, color, models, settings, training_speed
+from colorlab.measure import EMULATED_BF16, count_flops, dtypes, timed  # noqa: F401 (bench.timed, ...)
 
 TARGET_512_S = 0.15  # the issue's target for one 512 x 512 image on 2 cores (paper: 1.676 s, 8-core i7)
 PAPER_CPU_S = {224: 0.399, 512: 1.676, 1024: 5.629, 2048: 20.116}  # Table 3, 8-core i7-5960X
@@ -78,54 +80,8 @@ def register(name: str):
     return add
 
 
-# --- measuring -----------------------------------------------------------------------
-def timed(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict:
-    """Median and minimum wall seconds of `repeats` calls after `warmup` calls, and the median
-    process CPU seconds (on a shared machine, wall time includes waiting for other people's jobs)."""
-    for _ in range(warmup):
-        fn()
-    times, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return {"median_s": float(np.median(times)), "min_s": float(min(times)), "cpu_s": float(np.median(cpu)), "runs": repeats}
-
-
-def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
-    """Multiply-adds x 2 of every Conv2d and Linear in one forward, from their shapes only (meta device)."""
-    meta = copy.deepcopy(model).to("meta")
-    total = 0
-
-    def hook(mod, _inp, out):
-        nonlocal total
-        if isinstance(mod, nn.Conv2d):
-            k = mod.kernel_size[0] * mod.kernel_size[1]
-            total += 2 * mod.in_channels // mod.groups * mod.out_channels * k * out[0, 0].numel() * out.shape[0]
-        else:
-            total += 2 * mod.in_features * mod.out_features * out.shape[0]
-
-    for mod in meta.modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            mod.register_forward_hook(hook)
-    with torch.inference_mode():
-        meta(*(x.to("meta") for x in inputs))
-    return total
-
-
 def _autocast(dtype: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
-
-
-EMULATED_BF16 = "skipped: this CPU has no native bf16 (no AVX-512 BF16 / AMX); emulated bf16 is slower than fp32"
-
-
-def dtypes() -> tuple[str, ...]:
-    """fp32, and bf16 where the CPU computes it natively: emulated bf16 can take minutes and says nothing useful."""
-    from colorlab import train
-
-    return ("fp32", "bf16") if train.native_bf16() else ("fp32",)
 
 
 def machine() -> dict:
@@ -247,54 +203,20 @@ def bench_iizuka_inference(opts: Options) -> dict:
     return out
 
 
-def _train_step_bench(name: str, opts: Options) -> dict:
-    """Training images/s and GFLOP/s (3x the forward FLOPs) of a CNN's cpu preset: forward, backward and
-    the preset's optimizer, straight on the model (no loop overhead; `colorlab train` adds little)."""
-    from colorlab import experiments
-
-    profile = "smoke" if opts.quick else "cpu"
-    cfg = experiments.module(name).default_config(profile)
-    if name == "koalarization2017":
-        cfg = dataclasses.replace(cfg, classifier="mobilenet_v2_random")  # the embedding comes with the batch
-    tcfg = experiments.train_config(name, profile, cfg)
-    batch_size, steps, size = (4, 2, cfg.train_size) if opts.quick else (tcfg.batch_size, 10, cfg.train_size)
-    module = models.get(name)
-    batch = {"rgb": torch.rand(batch_size, 3, size, size), "label": torch.randint(0, 100, (batch_size,)) % 100}
-    if name == "koalarization2017":
-        batch["embedding"] = torch.randn(batch_size, 1001)
-        flop_inputs = (torch.rand(1, 1, size, size), torch.randn(1, 1001))
-    else:
-        batch["label"] = batch["label"] % cfg.n_classes
-        flop_inputs = (torch.rand(1, 1, size, size),)
-    gflop_step = 3 * count_flops(module.build(cfg).eval(), *flop_inputs) * batch_size / 1e9
-    out = {"model": name, "preset": profile, "batch_size": batch_size, "size": size, "optimizer": tcfg.optimizer,
-           "steps_timed": steps, "gflop_per_step": gflop_step, **({} if "bf16" in dtypes() else {"bf16": EMULATED_BF16})}
-    for dtype in dtypes():
-        torch.manual_seed(0)
-        net = module.build(cfg).train()
-        opt = torch.optim.Adadelta(net.parameters(), lr=1.0) if tcfg.optimizer == "adadelta" else \
-            torch.optim.Adam(net.parameters(), lr=tcfg.lr)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            with _autocast(dtype):
-                loss, _ = net.training_loss(batch)
-            loss.backward()
-            opt.step()
-
-        t = timed(step, repeats=steps, warmup=2)
-        out[dtype] = {**t, "images_per_s": batch_size / t["median_s"], "gflops": gflop_step / t["median_s"]}
-    return out
-
-
 @register("iizuka2016_train")
 def bench_iizuka_train(opts: Options) -> dict:
-    return _train_step_bench("iizuka2016", opts)
+    return training_speed.step_bench("iizuka2016", opts.quick)
 
 
 @register("koalarization2017_train")
 def bench_koalarization_train(opts: Options) -> dict:
-    return _train_step_bench("koalarization2017", opts)
+    return training_speed.step_bench("koalarization2017", opts.quick)
+
+
+@register("thread_layout")
+def bench_thread_layout(opts: Options) -> dict:
+    """Iizuka's cpu preset on all threads against one process per core side by side (`budget.train`)."""
+    return training_speed.thread_layout("iizuka2016", opts.quick, processes=max(2, colorlab_machine.physical_cores()))
 
 
 def ceiling_fractions(results: dict) -> dict:

@@ -30,6 +30,12 @@ PACKAGE = "colorlab"
 ROOT = Path(__file__).resolve().parent  # the colorlab package folder
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks: the one file hash (data, weights, classifiers, folders)."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 def canonical(obj: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, tuples as lists, anything else by `str`."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)

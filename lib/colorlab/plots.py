@@ -4,7 +4,9 @@
   truth), column and row titles, a metric line under each image;
 - `loss_curves`: training and validation losses against the step;
 - `bar_with_ci`: means with their 95% confidence intervals (the long tables
-  of `colorlab.evaluation.summary_table`).
+  of `colorlab.evaluation.summary_table`);
+- `differences`: paired differences with their intervals (a forest plot);
+- `budget_curve`: quality against training CPU-minutes (`colorlab.budget`).
 
 Each returns a matplotlib `Figure`; save it with `colorlab.reports.save_figure`.
 matplotlib's backend is left alone when anything chose one (a notebook's
@@ -230,7 +232,8 @@ def bar_with_ci(
 
 
 METRIC_LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "auc": "AuC", "colorfulness_ratio": "colourfulness ratio",
-                 "colorfulness_error": "|colourfulness ratio - 1|"}
+                 "colorfulness_error": "|colourfulness ratio - 1|", "psnr_vs_gray": "PSNR - gray (dB)",
+                 "auc_vs_gray": "AuC - gray"}
 
 
 def differences(df: pd.DataFrame, title: str):
@@ -305,4 +308,41 @@ def ab_histogram(counts: np.ndarray, edges: np.ndarray, mark: tuple[float, float
     ax.set_xlabel("a* (green - red)")
     ax.set_ylabel("b* (blue - yellow)")
     ax.set_title(title, fontsize=10)
+    return fig
+
+
+def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_vs_gray", "auc_vs_gray", "colorfulness_ratio"),
+                 targets: Mapping[str, float] | None = None):
+    """Quality against training CPU-minutes (log axis), one row per model, one axes per metric:
+    a line per recipe and width, solid on the first dataset, dashed on the second; the gray
+    baseline (0 for a difference from gray) and any target as horizontal lines."""
+    plt = _pyplot()
+    models = list(pd.unique(df["model"]))
+    datasets = list(pd.unique(df["dataset"]))
+    fig, axes = plt.subplots(len(models), len(metrics_), figsize=(3.6 * len(metrics_) + 1.0, 2.9 * len(models) + 1.0),
+                             squeeze=False, layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lines = list(dict.fromkeys((r.recipe, r.width) for r in df.itertuples()))
+    for row, model in zip(axes, models):
+        for ax, metric in zip(row, metrics_):
+            for (recipe, width), colour in zip(lines, colours):
+                for dataset, style in zip(datasets, ("-", "--", ":")):
+                    sub = df[(df.model == model) & (df.recipe == recipe) & (df.width == width) & (df.dataset == dataset)]
+                    if len(sub):
+                        sub = sub.sort_values("cpu_minutes")
+                        ax.plot(sub.cpu_minutes, sub[metric], style, marker="o", markersize=4, color=colour,
+                                label=f"{recipe}, width {width:g}" if dataset == datasets[0] else None)
+            ax.axhline(1.0 if metric == "colorfulness_ratio" else 0.0, color="black", linewidth=0.8)
+            if targets and metric in targets:
+                ax.axhline(targets[metric], color="tab:red", linewidth=0.8, linestyle=":")
+            ax.set_xscale("log")
+            ax.set_xlabel("training CPU-minutes (log)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.set_title(model, fontsize=9)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    styles = ", ".join(f"{s} {d}" for d, s in zip(datasets, ("solid", "dashed", "dotted")))
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8,
+               title=f"lines: {styles}; black: gray baseline (ratio 1 = the photos); red dotted: target", title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return fig

@@ -313,7 +313,7 @@ def _finish_metrics(run: Run, result: training.TrainResult) -> None:
             if c.startswith(("train_", "val_")) and h[c].notna().any()}
     trained_s = float(h["time_s"].iloc[-1]) if len(h) else 0.0
     steps = int(run.train_config["steps"])
-    run.update_metrics(steps=steps, train_seconds=trained_s,
+    run.update_metrics(steps=steps, train_seconds=trained_s, threads=torch.get_num_threads(),
                        samples_per_s=steps * int(run.train_config["batch_size"]) / trained_s if trained_s else None,
                        **last)
 

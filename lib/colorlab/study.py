@@ -74,19 +74,37 @@ def as_colorizer(method) -> Colorizer:
 
 @torch.inference_mode()
 def colorize_u8(method, rgb_u8: np.ndarray) -> tuple[np.ndarray, float]:
-    """Colourise the gray version of one uint8 image; returns (uint8 result, seconds)."""
-    gray = color.rgb_to_gray(color.to_float(rgb_u8))  # (1, 1, H, W)
+    """Colourise the gray version of one uint8 image (H, W, 3), or of a batch of same-sized ones (B, H, W, 3);
+    returns (uint8 result(s) of the same shape, seconds of the colourisation call)."""
+    gray = color.rgb_to_gray(color.to_float(rgb_u8))  # (B, 1, H, W)
     start = time.perf_counter()
-    rgb = as_colorizer(method)(gray)  # (1, 3, H, W)
+    rgb = as_colorizer(method)(gray)  # (B, 3, H, W)
     seconds = time.perf_counter() - start
-    return color.to_uint8(rgb)[0], seconds
+    out = color.to_uint8(rgb)
+    return (out if rgb_u8.ndim == 4 else out[0]), seconds
+
+
+EVAL_BATCH = 32  # same-sized evaluation images colourised per call (MiniPlaces is all 128 x 128)
+
+
+def _same_size_batches(images: list[np.ndarray], size: int = EVAL_BATCH) -> list[list[int]]:
+    """Indices of consecutive images of one shape, at most `size` at a time (a photo's result does not depend
+    on its batch: every network is in eval mode)."""
+    out: list[list[int]] = []
+    for i, img in enumerate(images):
+        if out and len(out[-1]) < size and images[out[-1][0]].shape == img.shape:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
 
 
 TRUTH = "ground truth"
 
 
 def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool = False, progress: bool = True) -> pd.DataFrame:
-    """Per-image metrics of every method: columns method, dataset, image, psnr, ssim, auc, colorfulness_ratio, seconds.
+    """Per-image metrics of every method: columns method, dataset, image, psnr, ssim, auc, colorfulness_ratio, seconds
+    (the colourisation time per image: same-sized images are colourised `EVAL_BATCH` at a time, each given its share).
 
     `include_truth` adds the ground truth scored against itself, the ceiling of every metric.
     A trained run (`runs.Run`) is scored through `evaluate_run`: once per set, cached in its folder.
@@ -100,11 +118,12 @@ def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool 
             frames.append(evaluate_run(method, eval_set, progress=progress).assign(method=name))
             continue
         rows = []
-        for img_name, rgb in tqdm(list(zip(eval_set.names, eval_set.rgb)), desc=f"{name} on {eval_set.dataset}",
-                                  disable=not progress, leave=False):
-            pred, seconds = colorize_u8(method, rgb)
-            rows.append({"method": name, "dataset": eval_set.dataset, "image": img_name,
-                         **metrics.image_metrics(pred, rgb), "seconds": seconds})
+        for idx in tqdm(_same_size_batches(eval_set.rgb), desc=f"{name} on {eval_set.dataset}", disable=not progress,
+                        leave=False):
+            preds, seconds = colorize_u8(method, np.stack([eval_set.rgb[i] for i in idx]))
+            for i, pred in zip(idx, preds):
+                rows.append({"method": name, "dataset": eval_set.dataset, "image": eval_set.names[i],
+                             **metrics.image_metrics(pred, eval_set.rgb[i]), "seconds": seconds / len(idx)})
         frames.append(pd.DataFrame(rows))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

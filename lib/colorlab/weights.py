@@ -14,14 +14,13 @@ so a truncated or replaced file is a clear error. `make weights`
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from torch import nn
 
 import colorlab
-from colorlab import atomic, settings
+from colorlab import atomic, keys, settings
 from colorlab.configs import config_from_dict, network_module
 from colorlab.errors import ColorlabError, CorruptFileError
 
@@ -78,12 +77,7 @@ def load_exported(path: Path) -> tuple[nn.Module, dict]:
 
 
 # --- shipped weights ---------------------------------------------------------------------
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = keys.file_sha256
 
 
 def read_manifest(folder: Path | None = None) -> dict[str, str]:

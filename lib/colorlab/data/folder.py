@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from colorlab import images
+from colorlab import images, keys
 from colorlab.data.sample import Sample
 
 
@@ -55,9 +55,5 @@ def content_digest(root: Path, split: str = "all") -> str:
     base = _base(Path(root), split)
     h = hashlib.sha256()
     for f in images.list_images(base):
-        h.update(f.relative_to(base).as_posix().encode() + b"\0")
-        with open(f, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\0")
+        h.update(f"{f.relative_to(base).as_posix()}\0{keys.file_sha256(f)}\n".encode())
     return h.hexdigest()

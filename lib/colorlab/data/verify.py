@@ -18,10 +18,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from colorlab import settings
+from colorlab import keys, settings
 from colorlab.data import registry
 
-_BLOCK = 1 << 20
 _SHOW = 10  # differing files listed at most
 
 
@@ -36,12 +35,7 @@ class Report:
         return "\n".join([f"{self.name} ({self.folder}): {'OK' if self.ok else 'FAILED'}", *("  " + l for l in self.lines)])
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            h.update(block)
-    return h.hexdigest()
+file_sha256 = keys.file_sha256
 
 
 def tree_files(folder: Path) -> list[str]:

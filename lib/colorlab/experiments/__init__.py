@@ -28,12 +28,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import torch
+
 from colorlab import models, runs, train
 from colorlab.errors import ColorlabError
 
 MODULES = {
     "cheng2015": "colorlab.experiments.cheng2015",
     "iizuka2016": "colorlab.experiments.iizuka2016",
+    "iizuka_zhang2016": "colorlab.experiments.iizuka_zhang2016",
     "koalarization2017": "colorlab.experiments.koalarization2017",
 }
 PROFILES = ("smoke", "cpu", "gpu", "paper")
@@ -165,6 +168,35 @@ def get(name: str, profile: str = "cpu", *, progress: bool = True, resume: bool 
     found = recipe(name, profile, model_cfg=model_cfg, train_cfg=train_cfg, progress=progress, data=data, val=val,
                    **overrides)
     return runs.get(found, progress=progress, resume=resume)
+
+
+def _train_in_worker(name: str, profile: str, kwargs: dict) -> str:
+    torch.set_num_threads(1)
+    return get(name, profile, progress=False, **kwargs).key
+
+
+def get_all(requests: list[tuple[str, dict]], profile: str = "cpu", workers: int = 1,
+            progress: bool = True) -> list[runs.Run]:
+    """`get(name, profile, **kwargs)` of every (name, kwargs) request, in order.
+
+    workers > 1: the runs not yet trained train first in that many processes of one thread each
+    (on a 2-core CPU two runs side by side train more images per second than one on both
+    threads: `make bench`'s `thread_layout`); the run store's lock keeps two processes from
+    training the same run. Inputs the runs share (decoded photos, embeddings) are made here first.
+    """
+    todo = [(n, kw) for n, kw in requests
+            if runs.status(recipe(n, profile, progress=progress, **kw))[1] != "trained"]
+    todo = list({recipe(n, profile, progress=False, **kw).key: (n, kw) for n, kw in todo}.values())  # once per key
+    if workers > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited thread pools
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
+            for (n, _), key in zip(todo, pool.map(_train_in_worker, *zip(*[(n, profile, kw) for n, kw in todo]))):
+                if progress:
+                    print(f"[train] {n} run {key[:12]} trained", flush=True)
+    return [get(n, profile, progress=progress, **kw) for n, kw in requests]
 
 
 def network(name: str) -> ModuleType:

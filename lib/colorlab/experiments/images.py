@@ -45,22 +45,23 @@ def folder_specs(train: str | Path, val: str | Path | None, size: int) -> tuple[
             None if val is None else DataSpec(str(Path(val).resolve()), "all", size))
 
 
-def report_skipped(spec: DataSpec, dec) -> None:
+def report_skipped(spec: DataSpec, dec, role: str = "trained on") -> None:
     """Say which files of a user's folder were left out (grayscale, unreadable), by name."""
     if not dec.reasons:
         return
     names = ", ".join(f"{n} ({why})" for n, why in list(dec.reasons.items())[:20])
     more = f" and {len(dec.reasons) - 20} more" if len(dec.reasons) > 20 else ""
-    print(f"[data] {spec.name}: trained on {len(dec.rgb)} photos, skipped {len(dec.reasons)}: {names}{more}",
+    print(f"[data] {spec.name} ({spec.split}): {role} {len(dec.rgb)} photos, skipped {len(dec.reasons)}: {names}{more}",
           file=sys.stderr, flush=True)
 
 
-def arrays(spec: DataSpec | None, extras: dict[str, np.ndarray] | None = None, progress: bool = True) -> dict | None:
+def arrays(spec: DataSpec | None, extras: dict[str, np.ndarray] | None = None, progress: bool = True,
+           role: str = "trained on") -> dict | None:
     """{"rgb", "label", **extras} of a decoded data spec; extras must be index-aligned with its images."""
     if spec is None:
         return None
     dec = datasets.decoded(spec.name, spec.split, spec.size, spec.limit, progress=progress)
-    report_skipped(spec, dec)
+    report_skipped(spec, dec, role)
     out = {"rgb": dec.rgb, "label": np.asarray(dec.labels, dtype=np.int64)}
     for name, value in (extras or {}).items():
         if value is None:
@@ -85,7 +86,7 @@ def recipe(model_name: str, model_cfg: Any, train_cfg: Any, train_spec: DataSpec
 
     def load():
         return (arrays(train_spec, {n: v[0] for n, v in extras.items()}),
-                arrays(val_spec, {n: v[1] for n, v in extras.items()}))
+                arrays(val_spec, {n: v[1] for n, v in extras.items()}, role="validated on"))
 
     return runs.Recipe(model_name=model_name, module=module or f"colorlab.models.{model_name}", model_cfg=model_cfg,
                        train_cfg=train_cfg, data=data, producers=PRODUCERS + tuple(producers), load=load)

@@ -25,7 +25,8 @@ TRAIN = {
     "paper": _PAPER,
     "gpu": _PAPER,
     "cpu": dict(steps=1000, batch_size=32, optimizer="adam", lr=1e-3, flip=False,
-                eval_every=250, ckpt_every=250, log_every=5, bf16="native"),
+                eval_every=250, ckpt_every=250, log_every=5, bf16="native",
+                channels_last=True),
     "smoke": dict(steps=30, batch_size=8, optimizer="adam", lr=1e-3, flip=False,
                   eval_every=10, ckpt_every=10, log_every=1),
 }

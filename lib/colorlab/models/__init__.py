@@ -28,6 +28,7 @@ from types import ModuleType
 MODULES = {
     "cheng2015": "colorlab.models.cheng2015",
     "iizuka2016": "colorlab.models.iizuka2016",
+    "iizuka_zhang2016": "colorlab.models.iizuka_zhang2016",  # an extension: Iizuka's net, Zhang et al.'s loss
     "koalarization2017": "colorlab.models.koalarization2017",
 }
 

@@ -162,10 +162,10 @@ class Iizuka2016(nn.Module):
         return out, logits
 
     # --- the model protocol (colorlab.models) ----------------------------------
-    def _target(self, rgb: torch.Tensor) -> torch.Tensor:
+    def _target(self, rgb: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """Ground-truth output in [0, 1]: ab (lab), uv (yuv) or rgb, all normalised as sec. 4.8."""
         if self.cfg.out_space == "lab":
-            return color.iizuka_ab_to_unit(color.rgb_to_lab(rgb)[:, 1:])
+            return color.iizuka_ab_to_unit(lab[:, 1:])
         if self.cfg.out_space == "yuv":
             return color.yuv_uv_to_unit(color.rgb_to_yuv(rgb)[:, 1:])
         return rgb
@@ -180,7 +180,8 @@ class Iizuka2016(nn.Module):
         """
         rgb = batch["rgb"]
         with torch.autocast(rgb.device.type, enabled=False):  # colour maths in float32 even under bf16 training
-            gray, target = color.rgb_to_gray(rgb.float()), self._target(rgb.float())
+            lab = color.rgb_to_lab(rgb.float())  # (B, 3, H, W), once: the gray input is its L
+            gray, target = color.L_to_gray(lab[:, :1]), self._target(rgb.float(), lab)
         out, logits = self(gray)
         target = F.interpolate(target, size=out.shape[-2:], mode="area")
         color_loss = F.mse_loss(out.float(), target.float())

@@ -11,7 +11,6 @@ network's, and loads it from there.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,7 @@ from colorlab import atomic, keys, settings
 from colorlab.models.layers import Grid
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+sha256 = keys.file_sha256
 
 
 def _tensor_array(model, graph, index: int) -> np.ndarray:

@@ -1,0 +1,112 @@
+"""The budget-quality curve: what a CPU budget buys each CNN, under the paper's recipe and a modern one.
+
+    from colorlab import budget
+    points = budget.points("iizuka2016", "cpu")        # (recipe, width, steps) of the grid
+    runs = budget.train(points, "cpu", workers=2)      # trained once each, cached by key
+    curve = budget.curve(runs, eval_sets)              # quality beside gray against CPU-minutes
+
+A point is one run of the run store (`experiments.get` with overrides), so a
+point shared with a notebook (the cpu preset is one of them) is trained once.
+Its cost is the training wall time times the threads it ran on (CPU-seconds:
+validation and checkpoints included). Its quality is the mean PSNR, AuC and
+colourfulness ratio over an evaluation set, each also as a difference from
+the gray baseline on the same images (cached in each run's folder).
+
+`train(..., workers=2)` trains two points at a time on one thread each: on a
+2-core CPU that is more images per second than one run on two threads
+(measured in `notebooks/09_budget_quality.ipynb`), and the run store's lock
+keeps two processes from training the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from colorlab import baselines, experiments, study
+
+# The recipes compared. "paper": each paper's optimiser at a constant rate (Iizuka sec. 3.4:
+# ADADELTA; Baldassarre et al. 2017: Adam 1e-3). "adamw-cosine": AdamW, 5% linear warm-up,
+# cosine decay to 0 (Loshchilov & Hutter 2019), our choice of a modern schedule.
+_MODERN = dict(optimizer="adamw", lr=2e-3, schedule="warmup_cosine", warmup=0.05, weight_decay=1e-2)
+RECIPES = {
+    "iizuka2016": {"paper": dict(optimizer="adadelta", lr=1.0, schedule="constant", warmup=0.0, weight_decay=0.0),
+                   "adamw-cosine": _MODERN},
+    "koalarization2017": {"paper": dict(optimizer="adam", lr=1e-3, schedule="constant", warmup=0.0, weight_decay=0.0),
+                          "adamw-cosine": _MODERN},
+    # the vividness extension: Iizuka's network with Zhang et al. 2016's loss (no paper recipe of its own)
+    "iizuka_zhang2016": {"adamw-cosine": _MODERN},
+}
+# Steps per network width, per profile: the cpu preset's width (0.25) over 10x of budget,
+# twice the channels (0.5, ~2.5x the cost per step) at the two cheaper budgets.
+GRID = {
+    "smoke": {1 / 16: (10, 30)},
+    "cpu": {0.25: (300, 1000, 3000), 0.5: (300, 1000)},
+}
+METRICS = ("psnr", "auc", "colorfulness_ratio")
+
+
+@dataclass(frozen=True)
+class Point:
+    model: str
+    recipe: str
+    width: float
+    steps: int
+    seed: int = 0
+
+    def overrides(self) -> dict:
+        return {**RECIPES[self.model][self.recipe], "width": self.width, "steps": self.steps, "seed": self.seed}
+
+
+def points(model: str, profile: str = "cpu", recipes: tuple[str, ...] | None = None,
+           widths: tuple[float, ...] | None = None, seed: int = 0) -> list[Point]:
+    """The grid of `model` at `profile`: every recipe at every (width, steps) of `GRID[profile]`
+    (or only at `widths`)."""
+    if profile not in GRID:
+        raise ValueError(f"no budget grid for profile {profile!r}; choose one of {sorted(GRID)}")
+    chosen = recipes or tuple(RECIPES[model])
+    return [Point(model, r, w, s, seed) for r in chosen for w, steps in GRID[profile].items()
+            if widths is None or w in widths for s in steps]
+
+
+def train(pts: list[Point], profile: str = "cpu", workers: int = 1, progress: bool = True) -> dict[Point, object]:
+    """The trained run of every point (`experiments.get_all`: workers > 1 trains that many side by side)."""
+    order = sorted(pts, key=lambda p: -p.steps * p.width ** 2)  # largest first, so a pool of workers ends together
+    trained = experiments.get_all([(p.model, p.overrides()) for p in order], profile, workers, progress)
+    found = dict(zip(order, trained))
+    return {p: found[p] for p in pts}
+
+
+def cpu_seconds(run) -> float:
+    """Training wall time times the threads the run had (recorded in its metrics; 1 before that was kept)."""
+    m = run.metrics
+    return float(m.get("train_seconds") or np.nan) * int(m.get("threads") or 1)
+
+
+def curve(trained: dict[Point, object], eval_sets: list[study.EvalSet], progress: bool = False) -> pd.DataFrame:
+    """One row per (point, evaluation set): the point, its CPU-minutes, each metric and its difference from gray."""
+    rows = []
+    for s in eval_sets:
+        gray = study.summarize(study.evaluate({"gray": baselines.GrayBaseline()}, s, progress=False)).iloc[0]
+        for p, run in trained.items():
+            mean = study.summarize(study.evaluate_run(run, s, progress=progress)).iloc[0]
+            row = {**asdict(p), "run": run.key[:12], "dataset": s.dataset, "images": len(s),
+                   "cpu_minutes": cpu_seconds(run) / 60, "top1": run.metrics.get("val_top1")}
+            for m in METRICS:
+                row[m], row[f"{m}_vs_gray"] = float(mean[m]), float(mean[m] - gray[m])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def frontier(df: pd.DataFrame, metric: str = "psnr_vs_gray") -> pd.DataFrame:
+    """The points no cheaper point beats on `metric` (per model and dataset), cheapest first."""
+    out = []
+    for _, g in df.sort_values("cpu_minutes").groupby(["model", "dataset"], sort=False):
+        best = -np.inf
+        for _, row in g.iterrows():
+            if row[metric] > best:
+                out.append(row)
+                best = row[metric]
+    return pd.DataFrame(out).reset_index(drop=True)
+

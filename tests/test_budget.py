@@ -1,0 +1,44 @@
+"""The budget-quality curve: its grid, its frontier, and points trained side by side (smoke)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from colorlab import baselines, budget, experiments, runs, study
+
+
+def test_the_grid_covers_two_recipes_two_widths_and_a_tenfold_budget():
+    pts = budget.points("iizuka2016", "cpu")
+    assert {p.recipe for p in pts} == {"paper", "adamw-cosine"} and {p.width for p in pts} == {0.25, 0.5}
+    steps = [p.steps for p in pts if p.width == 0.25]
+    assert max(steps) >= 10 * min(steps)
+    assert {p.width for p in budget.points("iizuka_zhang2016", "cpu", widths=(0.25,))} == {0.25}
+    # a point is a run of the store: the paper recipe of Iizuka is ADADELTA at a constant rate
+    cfg = experiments.recipe("iizuka2016", "smoke", **budget.Point("iizuka2016", "paper", 1 / 16, 10).overrides()).train_cfg
+    assert (cfg.optimizer, cfg.schedule, cfg.steps) == ("adadelta", "constant", 10)
+    with pytest.raises(ValueError, match="no budget grid"):
+        budget.points("iizuka2016", "laptop")
+
+
+def test_frontier_keeps_each_point_that_beats_every_cheaper_one():
+    df = pd.DataFrame({"model": "m", "dataset": "d", "cpu_minutes": [1, 2, 3, 4, 5],
+                       "psnr_vs_gray": [0.1, 0.05, 0.3, 0.2, 0.4]})
+    assert budget.frontier(df)["cpu_minutes"].tolist() == [1, 3, 5]
+
+
+@pytest.mark.slow
+def test_points_train_side_by_side_and_are_scored_beside_gray():
+    pts = budget.points("iizuka2016", "smoke", widths=(1 / 16,))
+    trained = budget.train(pts, "smoke", workers=2, progress=False)
+    assert set(trained) == set(pts) and all(run.done for run in trained.values())
+    assert len({run.key for run in trained.values()}) == len(pts)
+    again = budget.train(pts, "smoke", workers=2, progress=False)  # cached: the same runs, nothing trained
+    assert {p: r.key for p, r in again.items()} == {p: r.key for p, r in trained.items()}
+    s = study.load_eval_set("smoke", "val", 4)
+    curve = budget.curve(trained, [s])
+    assert len(curve) == len(pts) and (curve["cpu_minutes"] > 0).all()
+    gray = study.summarize(study.evaluate({"gray": baselines.GrayBaseline()}, s, progress=False))
+    row = curve.iloc[0]
+    assert row["psnr_vs_gray"] == pytest.approx(row["psnr"] - gray["psnr"].iloc[0])
+    assert runs.load_run("iizuka2016", row["run"]).metrics["threads"] == 1  # trained in a one-thread worker

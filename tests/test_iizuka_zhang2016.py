@@ -1,0 +1,102 @@
+"""The vividness extension: Iizuka et al.'s net with Zhang et al. 2016's ab classification, rebalancing and readout."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from colorlab import color
+from colorlab.models import iizuka2016
+from colorlab.models import iizuka_zhang2016 as zhang
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def model(**kw):
+    torch.manual_seed(0)
+    return zhang.build(dataclasses.replace(zhang.PRESETS["smoke"], **kw))
+
+
+def test_bins_are_the_gamut_cells_of_a_10_unit_grid():
+    bins, table = zhang.gamut_bins(10.0, 110.0)
+    assert 200 < len(bins) <= 313  # Zhang et al.: 313 of the 23 x 23 cells; our sampling of the gamut finds fewer
+    assert (bins == 0).all(1).any()  # the neutral cell
+    assert table.shape == (23 * 23,) and int(table.max()) < len(bins)
+    rgb = torch.rand(1, 3, 16, 16, dtype=torch.float64)  # every real colour's cell is a bin
+    ab = color.rgb_to_lab(rgb)[0, 1:].reshape(2, -1).T
+    d = torch.cdist(ab.float(), bins).min(1).values
+    assert (d <= 10 / 2 ** 0.5 + 1e-4).all()
+
+
+def test_soft_targets_are_the_five_nearest_bins_with_gaussian_weights():
+    m = model()
+    ab = color.rgb_to_lab(0.25 + 0.5 * torch.rand(2, 3, 5, 7))[:, 1:]  # inside the gamut, away from its edge
+    target, nearest = m.soft_targets(ab)
+    flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    d2 = torch.cdist(flat, m.bins).square()
+    dist, idx = d2.topk(5, largest=False)
+    expected = torch.zeros_like(d2).scatter_(1, idx, torch.softmax(-dist / 50, 1))
+    got = target.permute(0, 2, 3, 1).reshape(-1, len(m.bins))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.equal(nearest.flatten(), idx[:, 0])
+    edge, _ = m.soft_targets(color.rgb_to_lab(torch.rand(2, 3, 5, 7))[:, 1:])  # saturated colours too
+    assert torch.allclose(edge.sum(1), torch.ones(2, 5, 7)) and (edge >= 0).all()
+
+
+def test_rebalancing_weights_average_to_one_under_the_prior():
+    m = model()
+    m.counts[: len(m.bins) // 2] = torch.arange(len(m.bins) // 2).float() + 1
+    w = m.class_weights()
+    prior = m.counts / m.counts.sum()
+    kernel = torch.exp(-torch.cdist(m.bins, m.bins).square() / 50)
+    smooth = kernel @ prior
+    smooth = smooth / smooth.sum()
+    assert float((smooth * w).sum()) == pytest.approx(1.0, abs=1e-5)
+    assert w[0] > w[len(m.bins) // 2 - 1]  # rarer bins weigh more
+    none = model(rebalance=1.0)
+    assert torch.allclose(none.class_weights(), torch.ones(len(none.bins)))
+
+
+def test_annealed_mean_reads_a_confident_bin_and_sharpens_with_temperature():
+    m = model()
+    logits = torch.full((1, len(m.bins), 1, 1), -20.0)
+    logits[0, 7] = 20.0
+    assert torch.allclose(m.annealed_mean(logits)[0, :, 0, 0], m.bins[7], atol=1e-3)
+    two = torch.full((1, len(m.bins), 1, 1), -50.0)
+    two[0, 3], two[0, 9] = 1.0, 0.5
+    near = dataclasses.replace(m.cfg, temperature=0.01)
+    sharp = zhang.build(near)
+    sharp.bins = m.bins
+    assert torch.allclose(sharp.annealed_mean(two)[0, :, 0, 0], m.bins[3], atol=1e-3)
+
+
+def test_it_trains_counts_training_pixels_only_and_keeps_the_lightness():
+    m = model()
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    batch = {"rgb": torch.rand(4, 3, 32, 32), "label": torch.tensor([0, 1, -1, 2])}
+    losses = []
+    for _ in range(15):
+        loss, parts = m.training_loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(parts["color"])
+    assert losses[-1] < losses[0]
+    assert float(m.counts.sum()) == 15 * 4 * 16 * 16
+    m.eval()
+    before = m.counts.clone()
+    m.training_loss(batch)
+    assert torch.equal(m.counts, before)  # validation does not count
+    gray = torch.rand(2, 1, 37, 45)
+    out = m.colorize(gray)
+    assert out.shape == (2, 3, 37, 45)
+    kept = (color.rgb_to_gray(out) - gray).abs() < 2e-2  # exact but where a vivid colour leaves the sRGB gamut
+    assert kept.float().mean() > 0.9
+    assert isinstance(m, iizuka2016.Iizuka2016) and m.classify(gray).shape == (2, 100)
+
+
+def test_only_lab_output():
+    with pytest.raises(ValueError, match="out_space='lab'"):
+        zhang.Config(out_space="yuv")
