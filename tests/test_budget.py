@@ -42,3 +42,20 @@ def test_points_train_side_by_side_and_are_scored_beside_gray():
     row = curve.iloc[0]
     assert row["psnr_vs_gray"] == pytest.approx(row["psnr"] - gray["psnr"].iloc[0])
     assert runs.load_run("iizuka2016", row["run"]).metrics["threads"] == 1  # trained in a one-thread worker
+
+
+def test_targets_need_seed_0_and_the_mean_over_seeds():
+    per_seed = pd.DataFrame({"model": "m", "dataset": "d", "seed": [0, 1, 2], "psnr_vs_gray": [0.6, 0.3, 0.4],
+                             "auc_vs_gray": [0.02, 0.02, 0.02], "top1": [None, None, None]})
+    t = budget.targets(per_seed).set_index("measure")
+    assert t.loc["psnr_vs_gray", "seed_0"] == pytest.approx(0.6) and t.loc["psnr_vs_gray", "mean"] == pytest.approx(0.4333, abs=1e-3)
+    assert not t.loc["psnr_vs_gray", "reached"] and t.loc["auc_vs_gray", "reached"]
+    assert "top1" not in t.index  # a model without a scene head has no top-1 target
+
+
+def test_most_colourful_point_must_stay_over_gray():
+    df = pd.DataFrame({"model": ["m", "m", "m", "n"], "dataset": "d", "psnr_vs_gray": [0.5, 0.2, 0.4, 0.1],
+                       "colorfulness_ratio": [0.6, 0.9, 0.7, 0.8]})
+    out = budget.most_colourful(df, 0.3).set_index("model")
+    assert out.loc["m", "colorfulness_ratio"] == pytest.approx(0.7)  # 0.9 is only 0.2 dB over gray
+    assert out.loc["n", "point"].startswith("none")

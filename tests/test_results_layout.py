@@ -38,6 +38,6 @@ def test_reproduce_points_the_kernels_at_the_profile_folder(monkeypatch, tmp_pat
     notebooks.reproduce("smoke", only=["00"])
     assert seen == [(str(tmp_path / "smoke"), tmp_path / "smoke" / "executed")]
     assert "COLORLAB_RESULTS" not in os.environ
-    record = (tmp_path / "smoke" / "json" / "reproduce_smoke.json").read_text()
+    record = (tmp_path / "smoke" / "json" / "reproduce_smoke_only_00.json").read_text()  # a part: its own record
     for field in ('"cpu"', '"isa"', '"commit"', '"caches_empty"'):
         assert field in record

@@ -14,8 +14,9 @@ the gray baseline on the same images (cached in each run's folder).
 
 `train(..., workers=2)` trains two points at a time on one thread each: on a
 2-core CPU that is more images per second than one run on two threads
-(measured in `notebooks/09_budget_quality.ipynb`), and the run store's lock
-keeps two processes from training the same run.
+(`make bench`, `thread_layout`), and the run store's lock keeps two
+processes from training the same run. A point's CPU-minutes are therefore
+one-thread minutes; on a machine shared with other work they grow.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+
 from colorlab import baselines, experiments, study
 
 # The recipes compared. "paper": each paper's optimiser at a constant rate (Iizuka sec. 3.4:
@@ -84,18 +86,63 @@ def cpu_seconds(run) -> float:
     return float(m.get("train_seconds") or np.nan) * int(m.get("threads") or 1)
 
 
-def curve(trained: dict[Point, object], eval_sets: list[study.EvalSet], progress: bool = False) -> pd.DataFrame:
-    """One row per (point, evaluation set): the point, its CPU-minutes, each metric and its difference from gray."""
+def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSet], progress: bool) -> pd.DataFrame:
+    """One row per (labelled run, set): the labels, CPU-minutes, scene top-1, each metric and its difference from gray."""
     rows = []
     for s in eval_sets:
         gray = study.summarize(study.evaluate({"gray": baselines.GrayBaseline()}, s, progress=False)).iloc[0]
-        for p, run in trained.items():
+        for labels, run in named:
             mean = study.summarize(study.evaluate_run(run, s, progress=progress)).iloc[0]
-            row = {**asdict(p), "run": run.key[:12], "dataset": s.dataset, "images": len(s),
+            row = {**labels, "run": run.key[:12], "dataset": s.dataset, "images": len(s),
                    "cpu_minutes": cpu_seconds(run) / 60, "top1": run.metrics.get("val_top1")}
             for m in METRICS:
                 row[m], row[f"{m}_vs_gray"] = float(mean[m]), float(mean[m] - gray[m])
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def curve(trained: dict[Point, object], eval_sets: list[study.EvalSet], progress: bool = False) -> pd.DataFrame:
+    """One row per (point, evaluation set): the point, its CPU-minutes, each metric and its difference from gray."""
+    return _quality_rows([(asdict(p), run) for p, run in trained.items()], eval_sets, progress)
+
+
+def preset_seeds(models: list[str], profile: str, seeds: list[int], eval_sets: list[study.EvalSet],
+                 workers: int = 1, progress: bool = False) -> pd.DataFrame:
+    """Each model's `profile` preset at every seed (trained side by side when workers > 1), scored as `curve`."""
+    requests = [(m, {"seed": s}) for m in models for s in seeds]
+    trained = experiments.get_all(requests, profile, workers, progress)
+    return _quality_rows([({"model": m, "seed": kw["seed"]}, run) for (m, kw), run in zip(requests, trained)],
+                         eval_sets, progress)
+
+
+TARGETS = {"psnr_vs_gray": 0.5, "auc_vs_gray": 0.015, "top1": 0.10}  # the cpu profile's (issue "Models that learn")
+
+
+def targets(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per model and set: seed 0 and the mean over seeds of each target's measure, and whether each reaches it."""
+    rows = []
+    for (model, dataset), g in per_seed.groupby(["model", "dataset"], sort=False):
+        for measure, goal in TARGETS.items():
+            values = g[measure].astype(float)
+            if values.isna().all():
+                continue
+            seed0 = float(values[g["seed"] == g["seed"].min()].iloc[0])
+            rows.append({"model": model, "dataset": dataset, "measure": measure, "target": goal, "seed_0": seed0,
+                         "mean": float(values.mean()), "seeds": len(values),
+                         "reached": bool(seed0 >= goal and values.mean() >= goal)})
+    return pd.DataFrame(rows)
+
+
+def most_colourful(df: pd.DataFrame, min_psnr_vs_gray: float = 0.3) -> pd.DataFrame:
+    """Per model and set, the most colourful point among those at least `min_psnr_vs_gray` dB over gray
+    (the colourfulness target's condition); a group with no such point gets a row saying so (`point` empty)."""
+    rows = []
+    for (model, dataset), g in df.groupby(["model", "dataset"], sort=False):
+        ok = g[g["psnr_vs_gray"] >= min_psnr_vs_gray]
+        if len(ok):
+            rows.append({**ok.loc[ok["colorfulness_ratio"].idxmax()].to_dict(), "point": "found"})
+        else:
+            rows.append({"model": model, "dataset": dataset, "point": f"none at >= {min_psnr_vs_gray} dB over gray"})
     return pd.DataFrame(rows)
 
 

@@ -48,8 +48,6 @@ ABLATIONS = (
     # the cpu presets' deviations from the papers (README "Where the cpu presets deviate"), each checked
     Ablation("full", "ADADELTA (paper)", "cpu preset: AdamW + warm-up + cosine trains better than ADADELTA at this budget",
              "deviation from Iizuka sec. 3.4 (ADADELTA)", "iizuka2016"),
-    Ablation("with embedding", "constant Adam (paper)", "cpu preset: AdamW + warm-up + cosine trains better than constant Adam 1e-3",
-             "deviation from Baldassarre et al. (Adam 1e-3)", "koalarization2017"),
     # the vividness extension (colorlab.models.iizuka_zhang2016), against the paper's MSE
     Ablation("Zhang et al. loss", "full", "extension: Zhang et al.'s rebalanced ab classification colours better than MSE",
              "Zhang et al. 2016 sec. 3.1-3.2 (an extension, not in Iizuka et al.)", "iizuka2016"),

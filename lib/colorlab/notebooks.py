@@ -140,7 +140,9 @@ def _reproduce(profile: str, root: Path, only, parameters, timeout) -> list[Outc
         "only": only, "notebooks": [{**o.__dict__, "executed": _relative(o.executed)} for o in outcomes],
         "total_seconds": sum(o.seconds for o in outcomes),
     }
-    reports.save_json(record, f"reproduce_{profile}", root=root)
+    # a partial run keeps its own record, so the whole study's budget is not overwritten by a part of it
+    part = "" if not only else "_only_" + "-".join(nb.name[:2] for nb in chosen)
+    reports.save_json(record, f"reproduce_{profile}{part}", root=root)
     return outcomes
 
 
