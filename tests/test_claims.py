@@ -94,3 +94,10 @@ def test_colourfulness_counts_as_distance_from_the_photos():
     datasets = {m: m for m in ("iizuka2016", "koalarization2017", "cheng2015")}
     table = claims.ablation_claims(study.per_seed(_ablation_seed_means(better=0.0)), datasets, metrics=("colorfulness_error",))
     assert table["why"].str.contains("lower is better").all() and (table["seeds"] == 3).all()
+
+
+def test_ablation_claims_leave_out_pairs_that_were_not_trained():
+    means = _ablation_seed_means(better=1.0)
+    only = means[means["variant"].isin(["full", "ADADELTA (paper)"])]
+    table = claims.ablation_claims(only, {"iizuka2016": "iizuka2016"}, metrics=("psnr",))
+    assert list(table["claim"]) == [next(a.claim for a in claims.ABLATIONS if a.b == "ADADELTA (paper)")]

@@ -62,14 +62,14 @@ class Point:
 
 
 def points(model: str, profile: str = "cpu", recipes: tuple[str, ...] | None = None,
-           widths: tuple[float, ...] | None = None, seed: int = 0) -> list[Point]:
+           widths: tuple[float, ...] | None = None, seed: int = 0, max_steps: int | None = None) -> list[Point]:
     """The grid of `model` at `profile`: every recipe at every (width, steps) of `GRID[profile]`
-    (or only at `widths`)."""
+    (or only at `widths`, and only up to `max_steps`)."""
     if profile not in GRID:
         raise ValueError(f"no budget grid for profile {profile!r}; choose one of {sorted(GRID)}")
     chosen = recipes or tuple(RECIPES[model])
     return [Point(model, r, w, s, seed) for r in chosen for w, steps in GRID[profile].items()
-            if widths is None or w in widths for s in steps]
+            if widths is None or w in widths for s in steps if max_steps is None or s <= max_steps]
 
 
 def train(pts: list[Point], profile: str = "cpu", workers: int = 1, progress: bool = True) -> dict[Point, object]:

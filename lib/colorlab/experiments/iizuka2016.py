@@ -21,7 +21,7 @@ from colorlab.models import iizuka2016 as net
 # every budget measured, and 3,000 steps of the quarter-width net beat 1,000 of the half-width one at
 # about the same cost. The ablations (notebooks 04, 05) train 1,000 steps of it. bf16="native":
 # bfloat16 autocast only where the CPU computes it natively (oneDNN); channels_last: NHWC convolutions,
-# 1.3x faster per step in bf16 on a 2-core Xeon with AMX (measured, `make bench`).
+# 1.1x faster per step in bf16 on a 2-core Xeon with AMX (`make bench`: 314 against 283 images/s).
 _PAPER = dict(steps=200_000, batch_size=128, optimizer="adadelta", lr=1.0, augment=True,
               eval_every=2000, ckpt_every=2000, log_every=50)
 TRAIN = {
