@@ -317,6 +317,7 @@ def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_
     a line per recipe and width, solid on the first dataset, dashed on the second; the gray
     baseline (0 for a difference from gray) and any target as horizontal lines."""
     plt = _pyplot()
+    from matplotlib import ticker
     models = list(pd.unique(df["model"]))
     datasets = list(pd.unique(df["dataset"]))
     fig, axes = plt.subplots(len(models), len(metrics_), figsize=(3.6 * len(metrics_) + 1.0, 2.9 * len(models) + 1.0),
@@ -336,6 +337,9 @@ def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_
             if targets and metric in targets:
                 ax.axhline(targets[metric], color="tab:red", linewidth=0.8, linestyle=":")
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # minor labels overlap on a short log axis
             ax.set_xlabel("training CPU-minutes (log)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.set_title(model, fontsize=9)

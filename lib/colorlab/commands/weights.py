@@ -25,11 +25,12 @@ from colorlab.errors import ColorlabError
 # What each shipped model can and cannot do, for its card.
 LIMITS = {
     "iizuka2016": "Self-contained. A quarter-width network trained at 64 x 64 on 10,000 MiniPlaces photos for "
-                  "the cpu budget: it colours skies, grass and skin plausibly but dully (sepia-leaning), "
-                  "and does not know rarer objects' colours. Style transfer (--global-from) works.",
+                  "the cpu budget (3,000 steps of AdamW with a warm-up and cosine decay, not the paper's "
+                  "ADADELTA): it colours skies, grass and skin plausibly but dully (about half the photos' "
+                  "colourfulness), and does not know rarer objects' colours. Style transfer (--global-from) works.",
     "koalarization2017": "Needs the MobileNetV2 classifier from the data mirror (`colorlab data fetch "
-                         "mobilenet_v2`), which is not inside this file. Trained like the Iizuka file; "
-                         "similarly dull colours.",
+                         "mobilenet_v2`), which is not inside this file. A quarter-width network trained at "
+                         "64 x 64 on the same photos for 1,000 steps of the paper's Adam; similarly dull colours.",
     "cheng2015": "Self-contained: the scene parser is inside the file. Trained on 480 SUN8 reference images; "
                  "vivid colours that are often wrong outside the eight SUN8 scene kinds (coast, forest, "
                  "highway, city, mountain, country, street, tall building).",
