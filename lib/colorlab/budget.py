@@ -137,7 +137,7 @@ def targets(per_seed: pd.DataFrame) -> pd.DataFrame:
 
 def most_colourful(df: pd.DataFrame, min_psnr_vs_gray: float = 0.3) -> pd.DataFrame:
     """Per model and set, the most colourful point among those at least `min_psnr_vs_gray` dB over gray
-    (the colourfulness target's condition); a group with no such point gets a row saying so (`point` empty)."""
+    (the colourfulness target's condition); a group with no such point gets a row whose `point` says so."""
     rows = []
     for (model, dataset), g in df.groupby(["model", "dataset"], sort=False):
         ok = g[g["psnr_vs_gray"] >= min_psnr_vs_gray]

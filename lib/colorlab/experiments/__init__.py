@@ -184,9 +184,12 @@ def get_all(requests: list[tuple[str, dict]], profile: str = "cpu", workers: int
     threads: `make bench`'s `thread_layout`); the run store's lock keeps two processes from
     training the same run. Inputs the runs share (decoded photos, embeddings) are made here first.
     """
-    todo = [(n, kw) for n, kw in requests
-            if runs.status(recipe(n, profile, progress=progress, **kw))[1] != "trained"]
-    todo = list({recipe(n, profile, progress=False, **kw).key: (n, kw) for n, kw in todo}.values())  # once per key
+    todo: dict[str, tuple[str, dict]] = {}  # run key -> request, once per key
+    for n, kw in requests:
+        found = recipe(n, profile, progress=progress, **kw)
+        if found.key not in todo and runs.status(found)[1] != "trained":
+            todo[found.key] = (n, kw)
+    todo = list(todo.values())
     if workers > 1 and len(todo) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
