@@ -21,6 +21,15 @@ def test_the_grid_covers_two_recipes_two_widths_and_a_tenfold_budget():
         budget.points("iizuka2016", "laptop")
 
 
+def test_the_wider_net_trains_only_under_the_presets_recipe_which_is_the_cpu_presets():
+    for model in budget.PRESET_RECIPE:
+        wide = {p.recipe for p in budget.points(model, "cpu") if p.width > min(budget.GRID["cpu"])}
+        assert wide == {budget.PRESET_RECIPE[model]}
+        preset = experiments.train_config(model, "cpu", experiments.module(model).default_config("cpu"))
+        recipe = budget.RECIPES[model][budget.PRESET_RECIPE[model]]
+        assert {k: getattr(preset, k) for k in recipe} == recipe, model
+
+
 def test_frontier_keeps_each_point_that_beats_every_cheaper_one():
     df = pd.DataFrame({"model": "m", "dataset": "d", "cpu_minutes": [1, 2, 3, 4, 5],
                        "psnr_vs_gray": [0.1, 0.05, 0.3, 0.2, 0.4]})
@@ -59,3 +68,25 @@ def test_most_colourful_point_must_stay_over_gray():
     out = budget.most_colourful(df, 0.3).set_index("model")
     assert out.loc["m", "colorfulness_ratio"] == pytest.approx(0.7)  # 0.9 is only 0.2 dB over gray
     assert out.loc["n", "point"].startswith("none")
+
+
+def test_the_colourfulness_target_needs_seed_0_and_the_mean_over_seeds():
+    df = pd.DataFrame({"model": "z", "dataset": "d", "temperature": [0.38] * 3 + [1.0] * 3, "seed": [0, 1, 2] * 2,
+                       "colorfulness_ratio": [0.9, 0.8, 0.85, 0.8, 0.7, 0.6], "psnr_vs_gray": [0.2, 0.5, 0.5, 0.4, 0.4, 0.4]})
+    out = budget.vivid_targets(df).set_index("temperature")
+    assert out.loc[0.38, "psnr_vs_gray_mean"] == pytest.approx(0.4) and not out.loc[0.38, "reached"]  # seed 0 is 0.2 dB
+    assert out.loc[1.0, "colorfulness_ratio_mean"] == pytest.approx(0.7) and not out.loc[1.0, "reached"]
+    df.loc[df["temperature"] == 1.0, "colorfulness_ratio"] = [0.8, 0.76, 0.76]
+    assert budget.vivid_targets(df).set_index("temperature").loc[1.0, "reached"]
+
+
+@pytest.mark.slow
+def test_the_extensions_readout_is_swept_over_temperatures_and_cached():
+    run = experiments.get("iizuka_zhang2016", "smoke", seed=0, progress=False)
+    s = study.load_eval_set("smoke", "val", 4)
+    sweep = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
+    assert list(sweep["temperature"]) == [run.model.cfg.temperature, 1.0]
+    assert sweep["colorfulness_ratio"].iloc[0] != sweep["colorfulness_ratio"].iloc[1]
+    assert len(list(run.dir.glob("eval-T1_*.csv"))) == 1
+    again = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
+    pd.testing.assert_frame_equal(sweep, again)

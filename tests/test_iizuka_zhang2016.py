@@ -100,3 +100,18 @@ def test_it_trains_counts_training_pixels_only_and_keeps_the_lightness():
 def test_only_lab_output():
     with pytest.raises(ValueError, match="out_space='lab'"):
         zhang.Config(out_space="yuv")
+
+
+def test_a_readout_at_another_temperature_shares_the_weights_and_leaves_the_model_alone():
+    from colorlab.experiments import iizuka_zhang2016 as extension
+
+    m = model().eval()
+    mean = extension.with_temperature(m, 1.0)
+    assert mean.cfg.temperature == 1.0 and m.cfg.temperature == zhang.PRESETS["smoke"].temperature
+    assert all(a is b for a, b in zip(mean.parameters(), m.parameters()))
+    logits = torch.randn(1, len(m.bins), 2, 2)
+    expected = torch.einsum("bqhw,qc->bchw", torch.softmax(logits, 1), m.bins)  # T = 1: the distribution's mean
+    assert torch.allclose(mean.annealed_mean(logits), expected, atol=1e-5)
+    assert not torch.allclose(m.annealed_mean(logits), expected, atol=1e-3)
+    gray = torch.rand(1, 1, 16, 16)
+    assert not torch.allclose(mean.colorize(gray), m.colorize(gray))

@@ -350,3 +350,39 @@ def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_
                title=f"lines: {styles}; black: gray baseline (ratio 1 = the photos); red dotted: target", title_fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+def vividness_tradeoff(df: pd.DataFrame, title: str, label: str = "temperature",
+                       target: tuple[float, float] | None = (0.3, 0.75)):
+    """Colourfulness ratio against PSNR over gray, one axes per dataset: a small dot per seed and a
+    large one for the mean over seeds of each `label` value (a readout temperature, a model); the
+    target's corner (PSNR over gray at least x, ratio at least y) shaded."""
+    plt = _pyplot()
+    datasets = list(pd.unique(df["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets) + 0.5, 4.0), squeeze=False, layout="constrained")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    values = list(pd.unique(df[label]))
+    for ax, dataset in zip(axes[0], datasets):
+        for value, colour in zip(values, colours):
+            sub = df[(df["dataset"] == dataset) & (df[label] == value)]
+            ax.scatter(sub["psnr_vs_gray"], sub["colorfulness_ratio"], s=12, color=colour, alpha=0.5)
+            ax.scatter(sub["psnr_vs_gray"].mean(), sub["colorfulness_ratio"].mean(), s=60, color=colour,
+                       edgecolor="black", label=f"{label} {value:g}" if isinstance(value, float) else str(value))
+        if target:
+            x0, y0 = target
+            ax.axvline(x0, color="tab:red", linewidth=0.8, linestyle=":")
+            ax.axhline(y0, color="tab:red", linewidth=0.8, linestyle=":")
+            xmax, ymax = max(ax.get_xlim()[1], x0 + 0.2), max(ax.get_ylim()[1], y0 + 0.1)
+            ax.fill_between([x0, xmax], y0, ymax, color="tab:red", alpha=0.06, linewidth=0)
+            ax.set_xlim(right=xmax)
+            ax.set_ylim(top=ymax)
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_xlabel("PSNR over gray (dB)")
+        ax.set_ylabel("colourfulness ratio (1 = the photos')")
+        ax.set_title(dataset, fontsize=9)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(labels)), fontsize=8,
+               title="small dots: one seed each; large: their mean; red corner: the target", title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig

@@ -24,7 +24,7 @@ from colorlab.errors import ColorlabError
 
 # What each shipped model can and cannot do, for its card.
 LIMITS = {
-    "iizuka2016": "Self-contained. A quarter-width network trained at 64 x 64 on 10,000 MiniPlaces photos for "
+    "iizuka2016": "Self-contained. A quarter-width network trained at 64 x 64 on 24,594 MiniPlaces photos for "
                   "the cpu budget (3,000 steps of AdamW with a warm-up and cosine decay, not the paper's "
                   "ADADELTA): it colours skies, grass and skin plausibly but dully (about half the photos' "
                   "colourfulness), and does not know rarer objects' colours. Style transfer (--global-from) works.",

@@ -7,6 +7,7 @@ each at the same profile differs in the loss and readout alone (the ablation of 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import torch
@@ -31,6 +32,14 @@ def recipe(profile: str, model_cfg: net.Config, train_cfg, progress: bool = True
     if data is not None:
         return images.recipe(NAME, model_cfg, train_cfg, *images.folder_specs(data, val, size))
     return images.recipe(NAME, model_cfg, train_cfg, profiles.train_data(where, size), profiles.val_data(where, size))
+
+
+def with_temperature(model: net.IizukaZhang2016, temperature: float) -> net.IizukaZhang2016:
+    """The same trained weights (shared, not copied) read out by the annealed mean at `temperature`
+    (sec. 3.2: T -> 0 is the mode, T = 1 the mean of the predicted distribution)."""
+    readout = copy.copy(model)  # a shallow copy: its parameters and buffers are the model's own
+    readout.cfg = replace(model.cfg, temperature=temperature)
+    return readout
 
 
 def benchmark(quick: bool = False, sizes: tuple[int, ...] = (224, 512), preset: str = "cpu", repeats: int = 3,

@@ -82,6 +82,8 @@ class IizukaZhang2016(iizuka2016.Iizuka2016):
         self.register_buffer("bins", bins)  # (Q, 2)
         self.register_buffer("cell_bin", table, persistent=False)  # (n*n,) grid cell -> bin
         self.register_buffer("counts", torch.zeros(len(bins)))  # training pixels per nearest bin, so far
+        smoothing = torch.exp(-torch.cdist(bins, bins).square() / (2 * cfg.sigma ** 2))  # (Q, Q) Gaussian, Eq. 4
+        self.register_buffer("smoothing", smoothing, persistent=False)
         c32 = self.colorization[-2].in_channels
         self.colorization[-2] = nn.Conv2d(c32, len(bins), 1)  # Q logits per pixel, in place of 3x3 conv -> ab
         self.colorization[-1] = nn.Identity()  # no sigmoid: logits
@@ -109,8 +111,7 @@ class IizukaZhang2016(iizuka2016.Iizuka2016):
         """Eq. 3-4: (Q,) rebalancing weights from the smoothed prior of the bins seen so far."""
         q = len(self.bins)
         prior = self.counts / self.counts.sum() if self.counts.sum() > 0 else torch.full_like(self.counts, 1 / q)
-        kernel = torch.exp(-torch.cdist(self.bins, self.bins).square() / (2 * self.cfg.sigma ** 2))  # (Q, Q)
-        smooth = kernel @ prior
+        smooth = self.smoothing @ prior  # (Q,)
         smooth = smooth / smooth.sum()
         w = 1 / ((1 - self.cfg.rebalance) * smooth + self.cfg.rebalance / q)
         return w / (smooth * w).sum()  # E_p~[w] = 1
