@@ -136,3 +136,25 @@ def test_training_steps_are_timed_in_both_layouts_and_side_by_side(tmp_path):
     layout = r["thread_layout"]
     assert layout["processes"] >= 2 and len(layout["per_process_images_per_s"]) == layout["processes"]
     assert layout["gain"] == pytest.approx(layout["side_by_side_images_per_s"] / layout["one_process_images_per_s"])
+
+
+def test_compiling_is_timed_only_on_request(monkeypatch):
+    called = []
+    monkeypatch.setitem(bench.BENCHES, "iizuka2016_train_compiled", lambda opts: called.append(1) or {})
+    monkeypatch.setattr(bench, "_model_benches", dict)
+    for name in list(bench.BENCHES):
+        if name != "iizuka2016_train_compiled":
+            monkeypatch.setitem(bench.BENCHES, name, lambda opts: {"ran": True})
+    r = bench.run_benches(bench.Options(quick=True), progress=None)["results"]
+    assert "iizuka2016_train_compiled" in bench.ON_REQUEST and "iizuka2016_train_compiled" not in r and not called
+    assert set(r) == set(bench.BENCHES) - bench.ON_REQUEST
+
+
+@pytest.mark.slow
+def test_a_compiled_training_step_is_timed_against_eager(tmp_path):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--out", str(out), "--threads", "1", "--only", "iizuka2016_train_compiled"]) == 0
+    r = json.loads(out.read_text())["results"]["iizuka2016_train_compiled"]
+    assert "error" not in r, r
+    assert r["eager"]["images_per_s"] > 0 and r["compiled"]["images_per_s"] > 0 and r["compile_seconds"] > 0
+    assert r["speedup"] == pytest.approx(r["eager"]["median_s"] / r["compiled"]["median_s"])

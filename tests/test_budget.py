@@ -90,3 +90,12 @@ def test_the_extensions_readout_is_swept_over_temperatures_and_cached():
     assert len(list(run.dir.glob("eval-T1_*.csv"))) == 1
     again = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
     pd.testing.assert_frame_equal(sweep, again)
+
+
+def test_the_gray_baseline_is_scored_once_per_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORLAB_CACHE", str(tmp_path))
+    s = study.load_eval_set("smoke", "val", 4)
+    first = budget.gray_scores(s)
+    assert len(list((tmp_path / "baselines").glob("gray_smoke_val_*.csv"))) == 1
+    monkeypatch.setattr(study, "evaluate", lambda *a, **k: pytest.fail("scored again"))
+    pd.testing.assert_frame_equal(budget.gray_scores(s), first)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +43,18 @@ def test_reproduce_points_the_kernels_at_the_profile_folder(monkeypatch, tmp_pat
     record = (tmp_path / "smoke" / "json" / "reproduce_smoke_only_00.json").read_text()  # a part: its own record
     for field in ('"cpu"', '"isa"', '"commit"', '"caches_empty"'):
         assert field in record
+
+
+def test_a_whole_run_over_filled_caches_keeps_the_empty_caches_record(monkeypatch, tmp_path):
+    monkeypatch.delenv("COLORLAB_RESULTS", raising=False)
+    monkeypatch.setattr(settings, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setenv("COLORLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(notebooks, "discover", lambda only=None: [Path("00_a.ipynb")])
+    monkeypatch.setattr(notebooks, "run_one", lambda nb, *a: notebooks.Outcome(nb.name, 1.0, str(tmp_path / nb.name)))
+    folder = tmp_path / "results" / "smoke" / "json"
+    notebooks.reproduce("smoke")
+    assert json.loads((folder / "reproduce_smoke.json").read_text())["caches_empty"] is True
+    (tmp_path / "cache" / "decoded").mkdir(parents=True)  # a derived array, no finished run
+    notebooks.reproduce("smoke")
+    assert json.loads((folder / "reproduce_smoke_cached.json").read_text())["caches_empty"] is False
+    assert json.loads((folder / "reproduce_smoke.json").read_text())["caches_empty"] is True

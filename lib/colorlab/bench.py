@@ -22,6 +22,9 @@ What is measured (the Iizuka et al. 2016 net, Table 3 of the paper):
   channels_last (`colorlab.training_speed`); `training_vs_ceilings` gives each as a
   fraction of the conv and matmul ceilings of the same run.
 - `thread_layout`: one training process on all threads against one per core, side by side.
+- `iizuka2016_train_compiled` (only with `--only`: compiling takes about a minute): Iizuka's
+  training step under `torch.compile` against eager, with the compile time and the steps it
+  takes to pay for itself.
 - bf16 only where the CPU computes it natively (`dtypes()`); elsewhere the JSON says it was skipped.
 - `iizuka2016_bf16_quality`: PSNR on Kodak24 of bf16 vs fp32 inference, with
   `--checkpoint`, else the newest finished iizuka2016 run, else random weights
@@ -71,11 +74,14 @@ class Options:
 
 
 BENCHES: dict[str, Callable[[Options], dict]] = {}
+ON_REQUEST: set[str] = set()  # benches that run only when named (`--only`): too slow for `make bench`
 
 
-def register(name: str):
+def register(name: str, on_request: bool = False):
     def add(fn: Callable[[Options], dict]) -> Callable[[Options], dict]:
         BENCHES[name] = fn
+        if on_request:
+            ON_REQUEST.add(name)
         return fn
     return add
 
@@ -213,6 +219,11 @@ def bench_koalarization_train(opts: Options) -> dict:
     return training_speed.step_bench("koalarization2017", opts.quick)
 
 
+@register("iizuka2016_train_compiled", on_request=True)
+def bench_iizuka_train_compiled(opts: Options) -> dict:
+    return training_speed.compiled_step("iizuka2016", opts.quick)
+
+
 @register("thread_layout")
 def bench_thread_layout(opts: Options) -> dict:
     """Iizuka's cpu preset on all threads against one process per core side by side (`budget.train`)."""
@@ -324,7 +335,7 @@ def run_benches(opts: Options, only: list[str] | None = None, progress: Callable
     threads_before = torch.get_num_threads()
     torch.set_num_threads(opts.threads or colorlab_machine.physical_cores())
     try:
-        return _run(opts, only or list(available), available, progress)
+        return _run(opts, only or [n for n in available if n not in ON_REQUEST], available, progress)
     finally:
         torch.set_num_threads(threads_before)
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from colorlab import baselines, experiments, study
+from colorlab import baselines, experiments, settings, study
 
 # The recipes compared. "paper": each paper's optimiser at a constant rate (Iizuka sec. 3.4:
 # ADADELTA; Baldassarre et al. 2017: Adam 1e-3). "adamw-cosine": AdamW, 5% linear warm-up,
@@ -95,6 +95,11 @@ def cpu_seconds(run) -> float:
     return float(m.get("train_seconds") or np.nan) * int(m.get("threads") or 1)
 
 
+def gray_scores(eval_set: study.EvalSet) -> pd.DataFrame:
+    """Per-image metrics of the gray baseline (it has no parameters: scored once per set, cached)."""
+    return study.evaluate_cached({"gray": baselines.GrayBaseline()}, eval_set, settings.cache_dir() / "baselines", "gray")
+
+
 def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSet], progress: bool,
                   score=None) -> pd.DataFrame:
     """One row per (labelled run, set): the labels, CPU-minutes, scene top-1, each metric and its difference from gray.
@@ -103,7 +108,7 @@ def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSe
     score = score or (lambda labels, run, s: study.evaluate_run(run, s, progress=progress))
     rows = []
     for s in eval_sets:
-        gray = study.summarize(study.evaluate({"gray": baselines.GrayBaseline()}, s, progress=False)).iloc[0]
+        gray = study.summarize(gray_scores(s)).iloc[0]
         for labels, run in named:
             mean = study.summarize(score(labels, run, s)).iloc[0]
             row = {**labels, "run": run.key[:12], "dataset": s.dataset, "images": len(s),

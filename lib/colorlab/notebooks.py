@@ -2,7 +2,8 @@
 
 Runs `notebooks/NN_*.ipynb` in numeric order through papermill, passing the
 profile to each notebook's `parameters` cell. Executed copies go to
-`results/executed/`, and a budget record to `results/json/reproduce_<profile>.json`
+`results/executed/`, and a budget record to `results/json/reproduce_<profile>.json` (from empty
+caches; `reproduce_<profile>_cached.json` for a whole run over filled ones)
 (machine, commit, empty caches or not, seconds per notebook); the
 notebooks themselves write their tables and figures through
 `colorlab.reports`. A failing notebook stops the run with a non-zero exit
@@ -101,6 +102,13 @@ def _finished_runs() -> int:
     return sum(1 for _ in root.glob("*/*/done")) if root.exists() else 0
 
 
+def _caches_empty() -> bool:
+    """No finished run and nothing else derived (decoded photos, embeddings, scores) in the cache folder."""
+    cache = settings.cache_dir()
+    others = [p for p in cache.iterdir() if p != settings.runs_dir()] if cache.is_dir() else []
+    return _finished_runs() == 0 and not others
+
+
 def reproduce(profile: str, only: list[str] | None = None, parameters: dict | None = None, timeout: int | None = None) -> list[Outcome]:
     """Run the notebooks at `profile` into `results_root(profile)`; write a budget record beside the tables:
     the machine (CPU model, ISA), the commit, whether the run store was empty, and each notebook's seconds."""
@@ -122,7 +130,7 @@ def _reproduce(profile: str, root: Path, only, parameters, timeout) -> list[Outc
 
     out_dir = root / "executed"
     started = {"commit": machine.commit(), "machine": machine.describe(), "finished_runs_before": _finished_runs(),
-               "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+               "caches_empty": _caches_empty(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     chosen = discover(only=only)
     if not chosen:
         from colorlab.errors import ColorlabError
@@ -136,12 +144,12 @@ def _reproduce(profile: str, root: Path, only, parameters, timeout) -> list[Outc
         print(f"[reproduce] {nb.name} done in {outcome.seconds:.1f} s", flush=True)
         outcomes.append(outcome)
     record = {
-        "profile": profile, **started, "caches_empty": started["finished_runs_before"] == 0,
-        "only": only, "notebooks": [{**o.__dict__, "executed": _relative(o.executed)} for o in outcomes],
+        "profile": profile, **started, "only": only, "notebooks": [{**o.__dict__, "executed": _relative(o.executed)} for o in outcomes],
         "total_seconds": sum(o.seconds for o in outcomes),
     }
-    # a partial run keeps its own record, so the whole study's budget is not overwritten by a part of it
-    part = "" if not only else "_only_" + "-".join(nb.name[:2] for nb in chosen)
+    # a partial run keeps its own record, and so does a whole run over filled caches (`_cached`), so the
+    # budget from empty caches is not overwritten by a part of the study or by a second run
+    part = "_only_" + "-".join(nb.name[:2] for nb in chosen) if only else "" if started["caches_empty"] else "_cached"
     reports.save_json(record, f"reproduce_{profile}{part}", root=root)
     return outcomes
 

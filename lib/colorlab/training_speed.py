@@ -2,7 +2,8 @@
 thread layout a 2-core sweep should use (one run on every thread, or one run per core).
 
 `colorlab bench` calls these (`iizuka2016_train`, `koalarization2017_train`) and sets their
-GFLOP/s beside the conv and matmul ceilings of the same run (`bench.ceiling_fractions`).
+GFLOP/s beside the conv and matmul ceilings of the same run (`bench.ceiling_fractions`);
+`compiled_step` (bench `iizuka2016_train_compiled`, on request) times `torch.compile`.
 A step is the preset's forward, backward and optimizer update, straight on the model:
 the loop (`colorlab train`) adds batching, validation and checkpoints on top.
 """
@@ -20,7 +21,7 @@ from colorlab import measure, models, train
 LAYOUTS = ("contiguous", "channels_last")
 
 
-def _step(name: str, quick: bool, dtype: str, layout: str):
+def _step(name: str, quick: bool, dtype: str, layout: str, compiled: bool = False):
     """(step function, batch size, GFLOP of one step) of model `name`'s cpu (quick: smoke) preset."""
     from colorlab import experiments
 
@@ -43,6 +44,8 @@ def _step(name: str, quick: bool, dtype: str, layout: str):
     net = module.build(cfg).train()
     if layout == "channels_last":
         net = net.to(memory_format=torch.channels_last)
+    if compiled:
+        net.compile()  # in place: `training_loss` calls self(...), which is then the compiled module
     opt = train.make_optimizer(net.parameters(), tcfg)
 
     def step():
@@ -53,6 +56,41 @@ def _step(name: str, quick: bool, dtype: str, layout: str):
         opt.step()
 
     return step, batch_size, gflop, tcfg
+
+
+def _preset_layout(name: str, quick: bool) -> tuple[str, str]:
+    """(dtype, layout) of model `name`'s cpu preset on this CPU (quick: fp32)."""
+    from colorlab import experiments
+
+    tcfg = experiments.train_config(name, "cpu", experiments.module(name).default_config("cpu"))
+    dtype = "bf16" if tcfg.bf16 and "bf16" in measure.dtypes() and not quick else "fp32"
+    return dtype, "channels_last" if tcfg.channels_last else "contiguous"
+
+
+def compiled_step(name: str, quick: bool = False, repeats: int = 10) -> dict:
+    """A training step of the preset (its dtype and layout) eager and under `torch.compile` (the
+    network compiled in place, forward and backward; the optimizer eager): the steady images/s of
+    each, the seconds the first compiled steps took beyond eager ones (compiling), and the steps
+    a run needs before compiling pays (None when it does not)."""
+    import time
+
+    dtype, layout = _preset_layout(name, quick)
+    repeats = 2 if quick else repeats
+    step, batch_size, _, _ = _step(name, quick, dtype, layout)
+    eager = measure.timed(step, repeats=repeats, warmup=2)
+    step_c, _, _, _ = _step(name, quick, dtype, layout, compiled=True)
+    start = time.perf_counter()
+    for _ in range(2):  # the first calls trace and compile the forward, then the backward
+        step_c()
+    first = time.perf_counter() - start
+    compiled = measure.timed(step_c, repeats=repeats, warmup=1)
+    gain = eager["median_s"] - compiled["median_s"]
+    compile_s = first - 2 * compiled["median_s"]
+    return {"model": name, "dtype": dtype, "layout": layout, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "eager": {**eager, "images_per_s": batch_size / eager["median_s"]},
+            "compiled": {**compiled, "images_per_s": batch_size / compiled["median_s"]},
+            "speedup": eager["median_s"] / compiled["median_s"], "compile_seconds": compile_s,
+            "break_even_steps": compile_s / gain if gain > 0 else None}
 
 
 def step_bench(name: str, quick: bool = False) -> dict:
@@ -90,11 +128,7 @@ def thread_layout(name: str, quick: bool = False, processes: int = 2) -> dict:
     """Training images/s of one process on all threads against `processes` processes of one thread
     each, stepping at the same time (the layout of `budget.train(workers=...)`), in the preset's
     dtype and layout. `gain` > 1: independent runs are better trained side by side."""
-    from colorlab import experiments
-
-    dtype = "bf16" if "bf16" in measure.dtypes() and not quick else "fp32"
-    layout = "channels_last" if experiments.train_config(name, "cpu", experiments.module(name).default_config("cpu")
-                                                          ).channels_last else "contiguous"
+    dtype, layout = _preset_layout(name, quick)
     seconds = 1.0 if quick else 8.0
     step, batch_size, _, _ = _step(name, quick, dtype, layout)
     together = measure.timed(step, repeats=2 if quick else 10, warmup=2)
