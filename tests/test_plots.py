@@ -136,6 +136,13 @@ def test_long_row_titles_wrap_to_the_image_height():
     assert plots._fit("miniplaces: val/00000001.jpg", 1.8) == "miniplaces: val/\n00000001.jpg"  # breaks after '/'
 
 
+def test_long_column_titles_wrap_to_the_cell_width():
+    title = "koalarization2017-cpu.safetensors"
+    fig = plots.image_grid([[_img(), _img()]], col_titles=[title, "gray"], cell_inches=1.7)
+    wrapped = fig.axes[0].get_title()
+    assert "\n" in wrapped and wrapped.replace("\n", "") == title and fig.axes[1].get_title() == "gray"
+
+
 def test_differences_plot_draws_intervals_around_zero(tmp_path):
     diffs = pd.DataFrame({"dataset": ["d", "d"], "reference": ["full", "full"], "variant": ["a", "a"],
                           "metric": ["psnr", "auc"], "diff": [-0.3, 0.01], "ci_low": [-0.4, -0.01],

@@ -367,7 +367,7 @@ def _method_model(method):
     return method.model if isinstance(method, Method) else method
 
 
-def compare_photos(methods: Mapping[str, object], photos: Mapping[str, np.ndarray], cell_inches: float = 2.2,
+def compare_photos(methods: Mapping[str, object], photos: Mapping[str, np.ndarray], cell_inches: float = 1.7,
                    title: str | None = None):
     """Every method on every photo -> (figure, metrics table).
 

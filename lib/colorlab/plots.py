@@ -94,7 +94,7 @@ def image_grid(
             if note:
                 ax.set_xlabel(note, fontsize=9)
             if col_titles is not None and i == 0:
-                ax.set_title(col_titles[j], fontsize=10)
+                ax.set_title(_fit(col_titles[j], cell_inches, 10), fontsize=10)  # wrapped like the row titles
             if row_titles is not None and j == 0:
                 height = cell_inches * min(1.0, img.shape[0] / img.shape[1])  # the drawn image's height
                 ax.set_ylabel(_fit(row_titles[i], height), fontsize=9)
