@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed
 # Notebooks run in this order by `make reproduce`.
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: help venv test test-fast reproduce weights bench data lint clean distclean
+.PHONY: help venv test test-fast reproduce readme weights bench data lint clean distclean
 
 help: ## this list
 	@echo "colorlab: reproduction study of automatic image colorization"
@@ -46,6 +46,9 @@ test-fast: $(STAMP) ## tests without the slow ones (training, notebooks)
 reproduce: $(STAMP) ## run the whole study: notebooks in order, results/ (PROFILE=cpu)
 	$(BIN)/colorlab reproduce --profile $(PROFILE)
 
+readme: $(STAMP) ## rewrite the README's embedded tables from results/tables (a whole reproduce does it too)
+	$(BIN)/python -m colorlab.readme
+
 weights: $(STAMP) ## retrain (or load) each paper's shipped model at the cpu preset into weights/
 	$(BIN)/colorlab weights build --profile cpu
 
@@ -58,6 +61,7 @@ data: $(STAMP) ## check the datasets under DATA_DIR (fetch with `colorlab data f
 lint: $(STAMP) ## byte-compile the library and check notebooks carry no outputs
 	$(BIN)/python -m compileall -q lib tests
 	$(BIN)/python -m colorlab.notebooks --check-clean $(NOTEBOOKS)
+	$(BIN)/python -m colorlab.readme --check
 
 clean: ## remove caches, executed notebooks and trained runs (keeps .venv and data)
 	rm -rf .cache results/executed results/runs .pytest_cache

@@ -151,6 +151,11 @@ def _reproduce(profile: str, root: Path, only, parameters, timeout) -> list[Outc
     # budget from empty caches is not overwritten by a part of the study or by a second run
     part = "_only_" + "-".join(nb.name[:2] for nb in chosen) if only else "" if started["caches_empty"] else "_cached"
     reports.save_json(record, f"reproduce_{profile}{part}", root=root)
+    if Path(root).resolve() == (settings.REPO_ROOT / "results").resolve():
+        from colorlab import readme
+
+        changed = readme.update(tables=Path(root) / "tables")
+        print(f"[reproduce] README tables rewritten from results/tables: {', '.join(changed) or 'none changed'}")
     return outcomes
 
 
