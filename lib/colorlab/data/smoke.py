@@ -101,6 +101,8 @@ def build() -> Path:
                 images.write_image(tmp / "train" / f"{name}_{corner}.png", np.ascontiguousarray(parts[corner]))
             images.write_image(tmp / "val" / f"{name}.png", np.ascontiguousarray(parts["centre"]))
         (tmp / _STAMP).write_text(_stamp_text())
+        if stamp.is_file() and stamp.read_text() == _stamp_text():
+            return root  # another process finished first: keep its folder, which others may be reading
         if root.exists():  # an older or unfinished build
             shutil.rmtree(root, ignore_errors=True)
         try:
