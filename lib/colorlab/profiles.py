@@ -3,8 +3,8 @@
 `smoke` needs no dataset (photos that ship inside scikit-image and
 scikit-learn) and runs in seconds; `cpu` trains on the local MiniPlaces
 mirror within the `make reproduce` budget (whole study 75 min on two Xeon
-cores with AMX, 101 min on two AMD EPYC cores); `gpu` is the papers' scale. Models pick their own preset of the same
-name (`models.<paper>.PRESETS[profile]`); this module owns the data side.
+cores with AMX, 101 min on two AMD EPYC cores); `gpu` is the papers' scale.
+Models pick their own preset of the same name (`models.<paper>.PRESETS[profile]`); this module owns the data side.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ columns and rows to show and how to print floats:
     <!-- table 09_budget_curve columns=model,recipe,steps,psnr_vs_gray where=dataset=miniplaces fmt=.2f -->
 
 `fill` rewrites every marked table from `results/tables/<name>.csv`; `stale` lists the ones whose text
-differs. A whole `make reproduce` of the cpu profile calls `fill` on the README at its end, and a test
+differs. A cpu `make reproduce` into `results/` calls `update` on the README at its end, and a test
 fails when a committed README disagrees with the committed tables. The prose around the tables is
 written by hand.
 """
@@ -21,7 +21,7 @@ import argparse
 import re
 from pathlib import Path
 
-from colorlab import atomic, settings
+from colorlab import atomic, reports, settings
 from colorlab.errors import ColorlabError
 
 MARKER = re.compile(r"(<!-- table (?P<spec>[^>]*?) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
@@ -69,27 +69,36 @@ def render(spec: str, tables: Path, where: Path) -> str:
     return df.to_markdown(index=False, floatfmt=options.get("fmt", ".3f")) + "\n"
 
 
+def _rewritten(text: str, tables: Path, where: Path) -> tuple[str, list[str]]:
+    """`text` with every marked table rendered from `tables` (each once), and the names whose text changed."""
+    changed = []
+
+    def one(m: re.Match) -> str:
+        body = render(m.group("spec"), tables, where)
+        if body != m.group("body"):
+            changed.append(parse(m.group("spec"), where)[0])
+        return m.group(1) + body + m.group(4)
+
+    return MARKER.sub(one, text), changed
+
+
 def fill(text: str, tables: Path, where: Path) -> str:
     """`text` with every marked table rewritten from `tables`."""
-    return MARKER.sub(lambda m: m.group(1) + render(m.group("spec"), tables, where) + m.group(4), text)
+    return _rewritten(text, tables, where)[0]
 
 
 def stale(readme: Path | None = None, tables: Path | None = None) -> list[str]:
     """The names of the README's marked tables whose text differs from what `tables` gives."""
     readme = readme or readme_path()
-    tables = tables or settings.results_dir() / "tables"
-    text = readme.read_text()
-    return [parse(m.group("spec"), readme)[0] for m in MARKER.finditer(text)
-            if m.group("body") != render(m.group("spec"), tables, readme)]
+    return _rewritten(readme.read_text(), tables or reports.out_dir("tables"), readme)[1]
 
 
 def update(readme: Path | None = None, tables: Path | None = None) -> list[str]:
     """Rewrite the README's marked tables in place (atomically); returns the names that changed."""
     readme = readme or readme_path()
-    tables = tables or settings.results_dir() / "tables"
-    changed = stale(readme, tables)
+    text, changed = _rewritten(readme.read_text(), tables or reports.out_dir("tables"), readme)
     if changed:
-        atomic.write_text(readme, fill(readme.read_text(), tables, readme))
+        atomic.write_text(readme, text)
     return changed
 
 
