@@ -72,6 +72,20 @@ def test_annealed_mean_reads_a_confident_bin_and_sharpens_with_temperature():
     assert torch.allclose(sharp.annealed_mean(two)[0, :, 0, 0], m.bins[3], atol=1e-3)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_sparse_loss_is_the_rebalanced_cross_entropy_against_the_dense_soft_target(layout):
+    m = model().to(memory_format=layout)
+    m.counts[:40] = torch.arange(40).float() + 1
+    rgb = torch.rand(3, 3, 16, 24)
+    loss, parts = m.eval().training_loss({"rgb": rgb})
+    lab = color.rgb_to_lab(rgb)
+    logits, _ = m(color.L_to_gray(lab[:, :1]))
+    ab = torch.nn.functional.interpolate(lab[:, 1:], size=logits.shape[-2:], mode="area")
+    target, nearest = m.soft_targets(ab)
+    ce = -(target * torch.log_softmax(logits, dim=1)).sum(1)  # (B, h, w)
+    assert parts["color"] == pytest.approx(float((m.class_weights()[nearest] * ce).mean()), rel=1e-5)
+
+
 def test_it_trains_counts_training_pixels_only_and_keeps_the_lightness():
     m = model()
     opt = torch.optim.Adam(m.parameters(), 1e-2)

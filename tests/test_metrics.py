@@ -54,6 +54,10 @@ def test_ssim_matches_scikit_image_and_bounds():
     expected = structural_similarity(a, b, channel_axis=-1, data_range=255)
     assert metrics.ssim(a, b) == pytest.approx(expected)
     assert abs(metrics.ssim(a, b)) < 0.1  # independent noise is not similar
+    near = np.clip(a.astype(int) + np.random.default_rng(3).integers(-30, 31, a.shape), 0, 255).astype(np.uint8)
+    for pred, truth in ((near, a), (a[:, ::-1].copy(), a), (near[:17, :40], a[:17, :40])):  # similar, odd sizes
+        want = structural_similarity(pred, truth, channel_axis=-1, data_range=255)
+        assert metrics.ssim(pred, truth) == pytest.approx(want, abs=1e-9)
 
 
 def test_ssim_on_tiny_images():

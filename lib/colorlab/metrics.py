@@ -8,7 +8,9 @@ on a shared test set, so the study scores all of them with the same four:
 - `psnr`: on the 8-bit RGB values, peak 255, mean squared error over every
   pixel and channel (Cheng et al. 2015 print it under their figures).
 - `ssim`: scikit-image's SSIM on the RGB image (`channel_axis=-1`,
-  `data_range=255`, its default 7 x 7 uniform window, mean over channels).
+  `data_range=255`, its default 7 x 7 uniform window, mean over channels),
+  its formula computed with OpenCV's box filter over the three channels at
+  once (the same value to 1e-9, several times faster on a Kodak photo).
 - `auc`: Zhang et al. 2016 ("Colorful Image Colorization", sec. 3.1): the
   share of pixels whose ab error is within t, averaged over t = 0..150.
 - `colorfulness_ratio`: Hasler & Suesstrunk 2003 colourfulness of the
@@ -23,16 +25,17 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import cv2
 import numpy as np
 import scipy.stats
 import torch
-from skimage.metrics import structural_similarity
 
 from colorlab import color
 
 PEAK = 255.0
 AUC_MAX_THRESHOLD = 150  # Zhang et al. 2016 sec. 3.1: thresholds from 0 to 150 ab units
 SSIM_WINDOW = 7  # scikit-image's default window side
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al. 2004's constants, scikit-image's defaults
 
 
 def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,7 +69,18 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     if side < 3:
         raise ValueError(f"SSIM needs images at least 3 x 3 pixels, got {pred.shape[:2]}")
     win = min(SSIM_WINDOW, side if side % 2 else side - 1)
-    return float(structural_similarity(pred, truth, win_size=win, channel_axis=-1, data_range=PEAK))
+    x, y = pred.astype(np.float64), truth.astype(np.float64)  # (H, W, 3)
+
+    def mean(z):  # the window's mean, per channel; border windows are cropped below
+        return cv2.boxFilter(z, -1, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+    ux, uy = mean(x), mean(y)
+    cov = win * win / (win * win - 1)  # scikit-image's sample covariance (use_sample_covariance=True)
+    vx, vy, vxy = cov * (mean(x * x) - ux * ux), cov * (mean(y * y) - uy * uy), cov * (mean(x * y) - ux * uy)
+    c1, c2 = (SSIM_K1 * PEAK) ** 2, (SSIM_K2 * PEAK) ** 2
+    s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))  # (H, W, 3)
+    pad = (win - 1) // 2
+    return float(s[pad : s.shape[0] - pad, pad : s.shape[1] - pad].mean())  # windows inside the image only
 
 
 def ab_error(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:

@@ -88,11 +88,12 @@ class IizukaZhang2016(iizuka2016.Iizuka2016):
         self.colorization[-2] = nn.Conv2d(c32, len(bins), 1)  # Q logits per pixel, in place of 3x3 conv -> ab
         self.colorization[-1] = nn.Identity()  # no sigmoid: logits
 
-    def soft_targets(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """ab (B, 2, h, w) -> (soft target (B, Q, h, w), nearest bin (B, h, w)): the 5 nearest bins,
-        Gaussian weights. On a grid the 5 nearest centres lie among the 3 x 3 cells around the
-        nearest one, so only those 9 are measured: exact inside the gamut; at its edge, the nearest
-        bins among those cells (a cell outside the gamut stands for its nearest bin, which then adds up)."""
+    def nearest_bins(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ab (B, 2, h, w) -> (bins (N, k), Gaussian weights (N, k) summing to 1), N = B*h*w pixels in
+        (b, y, x) order, nearest bin first: the sparse form of the soft target (sec. 3.1). On a grid the
+        5 nearest centres lie among the 3 x 3 cells around the nearest one, so only those 9 are measured:
+        exact inside the gamut; at its edge, the nearest bins among those cells (a cell outside the gamut
+        stands for its nearest bin, which may then appear twice, its weights adding up)."""
         n = round(2 * self.cfg.ab_max / self.cfg.grid) + 1
         flat = ab.permute(0, 2, 3, 1).reshape(-1, 2)  # (N, 2)
         cell = ((flat + self.cfg.ab_max) / self.cfg.grid).round().long()  # (N, 2) nearest grid cell
@@ -101,9 +102,13 @@ class IizukaZhang2016(iizuka2016.Iizuka2016):
         cand = self.cell_bin[(around[..., 0] * n + around[..., 1]).reshape(len(flat), 9)]  # (N, 9) bin indices
         d2 = (flat[:, None, :] - self.bins[cand]).square().sum(-1)  # (N, 9)
         dist, pick = d2.topk(self.cfg.neighbours, dim=1, largest=False)  # (N, k)
-        idx = cand.gather(1, pick)  # (N, k)
-        weight = torch.softmax(-dist / (2 * self.cfg.sigma ** 2), dim=1)  # Gaussian weights summing to 1
-        target = flat.new_zeros(len(flat), len(self.bins)).scatter_add_(1, idx, weight)  # (N, Q)
+        return cand.gather(1, pick), torch.softmax(-dist / (2 * self.cfg.sigma ** 2), dim=1)  # (N, k), (N, k)
+
+    def soft_targets(self, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ab (B, 2, h, w) -> (dense soft target (B, Q, h, w), nearest bin (B, h, w)): `nearest_bins`
+        scattered over all Q bins, for reading and plotting; the loss uses the sparse form."""
+        idx, weight = self.nearest_bins(ab)  # (N, k), (N, k)
+        target = weight.new_zeros(len(idx), len(self.bins)).scatter_add_(1, idx, weight)  # (N, Q)
         b, _, h, w = ab.shape
         return target.view(b, h, w, -1).permute(0, 3, 1, 2), idx[:, 0].view(b, h, w)
 
@@ -125,11 +130,13 @@ class IizukaZhang2016(iizuka2016.Iizuka2016):
         logits_ab, logits = self(gray)  # (B, Q, H/2, W/2), (B, n_classes) | None
         with torch.autocast(rgb.device.type, enabled=False):
             ab = F.interpolate(lab[:, 1:], size=logits_ab.shape[-2:], mode="area")  # (B, 2, H/2, W/2)
-            target, nearest = self.soft_targets(ab)  # (B, Q, H/2, W/2), (B, H/2, W/2)
+            idx, weight = self.nearest_bins(ab)  # (N, k), (N, k)
             if self.training:
-                self.counts += torch.bincount(nearest.flatten(), minlength=len(self.bins)).float()
-            pixel_w = self.class_weights()[nearest]  # (B, H/2, W/2)
-            ce = -(target * F.log_softmax(logits_ab.float(), dim=1)).sum(1)  # (B, H/2, W/2)
+                self.counts += torch.bincount(idx[:, 0], minlength=len(self.bins)).float()
+            pixel_w = self.class_weights()[idx[:, 0]]  # (N,)
+            z = logits_ab.permute(0, 2, 3, 1).reshape(len(idx), -1).float()  # (N, Q), a view under channels_last
+            # -sum_q target_q log softmax(z)_q with the target's k non-zeros only (the weights sum to 1)
+            ce = -(weight * F.log_softmax(z, dim=1).gather(1, idx)).sum(1)  # (N,)
             color_loss = (pixel_w * ce).mean()
         class_loss = color_loss.new_zeros(())
         labels = batch.get("label")
@@ -140,8 +147,9 @@ class IizukaZhang2016(iizuka2016.Iizuka2016):
 
     def annealed_mean(self, logits_ab: torch.Tensor) -> torch.Tensor:
         """(B, Q, h, w) logits -> (B, 2, h, w) ab: the mean of softmax(z / T) over the bin centres (sec. 3.2)."""
-        q = torch.softmax(logits_ab.float() / self.cfg.temperature, dim=1)  # (B, Q, h, w)
-        return torch.einsum("bqhw,qc->bchw", q, self.bins)  # (B, 2, h, w)
+        z = logits_ab.permute(0, 2, 3, 1).float()  # (B, h, w, Q), a view under channels_last
+        q = torch.softmax(z / self.cfg.temperature, dim=-1)  # (B, h, w, Q)
+        return (q @ self.bins).permute(0, 3, 1, 2)  # (B, 2, h, w)
 
     @torch.no_grad()
     def colorize(self, gray: torch.Tensor, global_from: torch.Tensor | None = None) -> torch.Tensor:
