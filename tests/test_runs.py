@@ -396,3 +396,17 @@ def test_a_runs_command_line_reproduces_its_key(capsys):
     argv = shlex.split(recipe.command)[1:] + ["--dry-run"]
     assert "--set" in argv and cli.main(argv) == 0
     assert f"run {recipe.key[:12]} in " in capsys.readouterr().out
+
+
+def test_variants_over_seeds_come_back_grouped_by_variant_in_seed_order(monkeypatch):
+    asked = []
+
+    def fake_get_all(requests, profile, workers, progress):
+        asked.append((requests, profile, workers))
+        return [f"{model}:{kw['seed']}:{kw.get('steps')}" for model, kw in requests]
+
+    monkeypatch.setattr(experiments, "get_all", fake_get_all)
+    got = experiments.get_over_seeds({"a": ("iizuka2016", {"steps": 5}), "b": ("koalarization2017", {"seed": 9})},
+                                     [2, 0], "smoke", workers=2)
+    assert got == {"a": ["iizuka2016:2:5", "iizuka2016:0:5"], "b": ["koalarization2017:2:None", "koalarization2017:0:None"]}
+    assert len(asked) == 1 and asked[0][1:] == ("smoke", 2)  # one pool for every variant and seed

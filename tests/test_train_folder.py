@@ -57,3 +57,16 @@ def test_a_missing_folder_is_one_line(tmp_path, capsys):
     assert train(tmp_path / "nowhere") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nowhere" in err and "no such folder" in err
+
+
+def test_skipped_files_are_named_for_a_users_folder_only(capsys, tmp_path):
+    from types import SimpleNamespace
+
+    from colorlab.experiments import images
+    from colorlab.profiles import DataSpec
+
+    dec = SimpleNamespace(rgb=[0, 0], reasons={"old.png": "grayscale original"})
+    images.report_skipped(DataSpec("miniplaces", "train", 64), dec)  # the decoder warned once, with the counts
+    assert capsys.readouterr().err == ""
+    images.report_skipped(DataSpec(str(tmp_path), "all", 64), dec)
+    assert "trained on 2 photos, skipped 1: old.png (grayscale original)" in capsys.readouterr().err

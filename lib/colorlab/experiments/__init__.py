@@ -202,6 +202,18 @@ def get_all(requests: list[tuple[str, dict]], profile: str = "cpu", workers: int
     return [get(n, profile, progress=progress, **kw) for n, kw in requests]
 
 
+def get_over_seeds(variants: dict[str, tuple[str, dict]], seeds: list[int], profile: str = "cpu", workers: int = 1,
+                   progress: bool = True) -> dict[str, list[runs.Run]]:
+    """variant -> its trained runs, one per seed in `seeds` order.
+
+    `variants` maps a name to (model, `get` keyword arguments without the seed); every variant at
+    every seed goes to one `get_all`, so an ablation's variants and seeds train side by side.
+    """
+    requests = [(model, {**kw, "seed": s}) for model, kw in variants.values() for s in seeds]
+    trained = iter(get_all(requests, profile, workers, progress))
+    return {name: [next(trained) for _ in seeds] for name in variants}
+
+
 def network(name: str) -> ModuleType:
     """The network module of model `name` (`colorlab.models.<name>`)."""
     return models.get(name)
