@@ -51,9 +51,7 @@ def report_skipped(spec: DataSpec, dec, role: str = "trained on") -> None:
     A registered dataset says nothing here: its decoder warned once, with the counts, when it
     decoded the split, and its grayscale originals are the same for every run that trains on it.
     """
-    from colorlab.data import registry
-
-    if not dec.reasons or spec.name in registry.REGISTRY:
+    if not dec.reasons or spec.name in datasets.REGISTRY:
         return
     names = ", ".join(f"{n} ({why})" for n, why in list(dec.reasons.items())[:20])
     more = f" and {len(dec.reasons) - 20} more" if len(dec.reasons) > 20 else ""
