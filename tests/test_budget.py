@@ -99,3 +99,46 @@ def test_the_gray_baseline_is_scored_once_per_set(tmp_path, monkeypatch):
     assert len(list((tmp_path / "baselines").glob("gray_smoke_val_*.csv"))) == 1
     monkeypatch.setattr(study, "evaluate", lambda *a, **k: pytest.fail("scored again"))
     pd.testing.assert_frame_equal(budget.gray_scores(s), first)
+
+
+def test_chengs_grid_varies_photos_and_pixels_and_shares_the_presets_run():
+    pts = budget.cheng_points("cpu")
+    assert len(pts) == len(set(pts))
+    sun8 = [p for p in pts if p.references == "sun8"]
+    assert {p.photos for p in sun8 if p.pixels == 256} == set(budget.CHENG_GRID["cpu"]["photos"])
+    assert {p.pixels for p in sun8 if p.photos == 480} == set(budget.CHENG_GRID["cpu"]["pixels"])
+    assert {p.photos for p in pts if p.references == "miniplaces"} == set(budget.CHENG_GRID["cpu"]["photos"])
+    # the preset (480 SUN8 photos, 256 pixels each) is a point of the curve, not a second run of it
+    name, kwargs = budget.ChengPoint("sun8", 480, 256).request("cpu")
+    assert experiments.recipe(name, "cpu", **kwargs).key == experiments.recipe("cheng2015", "cpu").key
+    name, kwargs = budget.ChengPoint("sun8", 60, 256).request("cpu")
+    fewer = experiments.recipe(name, "cpu", **kwargs)
+    assert fewer.key != experiments.recipe("cheng2015", "cpu").key and fewer.data["train"]["limit"] == 60
+    assert "# data=" in fewer.command  # a dataset's subset has no `colorlab train` flag: named after a comment
+
+
+def test_a_dataspec_must_name_a_registered_dataset():
+    from colorlab.errors import ColorlabError
+    from colorlab.profiles import DataSpec
+
+    with pytest.raises(ColorlabError, match="no registered dataset 'sun9'"):
+        experiments.recipe("cheng2015", "cpu", data=DataSpec("sun9", "train", 128))
+
+
+@pytest.mark.slow
+def test_chengs_curve_counts_the_photos_it_had_and_their_pixels():
+    pts = budget.cheng_points("smoke")
+    assert {(p.photos, p.pixels) for p in pts} == {(9, 64), (36, 64), (36, 32)}
+    s = study.load_eval_set("smoke", "val", 4)
+    curve = budget.cheng_curve(pts, "smoke", [s])
+    assert (curve["training_pixels"] == curve["reference_photos"] * curve["pixels"]).all()
+    assert curve.set_index(["photos", "pixels"]).loc[(9, 64), "reference_photos"] == 9
+    assert curve["run"].nunique() == 3 and curve["psnr_vs_gray"].notna().all()
+
+
+def test_chengs_target_is_gray_on_psnr_and_auc():
+    per_seed = pd.DataFrame({"model": "cheng2015", "dataset": ["sun8"] * 3 + ["miniplaces"] * 3, "seed": [0, 1, 2] * 2,
+                             "psnr_vs_gray": [0.5, 0.4, 0.6, -0.2, 0.1, 0.0], "auc_vs_gray": [0.01] * 6})
+    t = budget.targets(per_seed, budget.CHENG_TARGETS).set_index(["dataset", "measure"])
+    assert set(t.index.get_level_values("measure")) == {"psnr_vs_gray", "auc_vs_gray"}
+    assert t.loc[("sun8", "psnr_vs_gray"), "reached"] and not t.loc[("miniplaces", "psnr_vs_gray"), "reached"]

@@ -151,3 +151,17 @@ def test_differences_plot_draws_intervals_around_zero(tmp_path):
     assert len(fig.axes) == 2 and "PSNR" in fig.axes[0].get_xlabel()
     assert fig.axes[0].get_xlim()[0] < -0.4 and fig.axes[0].get_xlim()[1] > 0  # zero and the interval both show
     assert reports.save_figure(fig, "diffs", root=tmp_path).exists()
+
+
+def test_chengs_budget_draws_a_line_per_reference_set_and_one_through_the_pixels(tmp_path):
+    rows = [{"references": r, "photos": n, "pixels": px, "training_pixels": n * px, "dataset": d,
+             "psnr_vs_gray": 0.1 * i, "auc_vs_gray": 0.001 * i, "colorfulness_ratio": 0.5}
+            for d in ("sun8", "miniplaces")
+            for i, (r, n, px) in enumerate([("sun8", 60, 256), ("sun8", 480, 256), ("sun8", 480, 64),
+                                            ("miniplaces", 60, 256), ("miniplaces", 480, 256)])]
+    fig = plots.cheng_budget(pd.DataFrame(rows), "Cheng")
+    assert len(fig.axes) == 3 * 2 and fig.axes[0].get_xscale() == "log"
+    labels = [line.get_label() for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["sun8: more photos, 256 pixels each", "sun8: 480 photos, more pixels of each",
+                      "miniplaces: more photos, 256 pixels each"]
+    assert reports.save_figure(fig, "cheng", root=tmp_path).exists()

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from colorlab import baselines, experiments, settings, study
+from colorlab import baselines, data, experiments, profiles, settings, study
 
 # The recipes compared. "paper": each paper's optimiser at a constant rate (Iizuka sec. 3.4:
 # ADADELTA; Baldassarre et al. 2017: Adam 1e-3). "adamw-cosine": AdamW, 5% linear warm-up,
@@ -174,13 +174,14 @@ def vivid_targets(df: pd.DataFrame, min_psnr_vs_gray: float = 0.3, min_ratio: fl
 
 
 TARGETS = {"psnr_vs_gray": 0.5, "auc_vs_gray": 0.015, "top1": 0.10}  # the cpu profile's (issue "Models that learn")
+CHENG_TARGETS = {"psnr_vs_gray": 0.0, "auc_vs_gray": 0.0}  # Cheng et al.: at least gray's, on SUN8 test and MiniPlaces
 
 
-def targets(per_seed: pd.DataFrame) -> pd.DataFrame:
+def targets(per_seed: pd.DataFrame, goals: dict[str, float] = TARGETS) -> pd.DataFrame:
     """Per model and set: seed 0 and the mean over seeds of each target's measure, and whether each reaches it."""
     rows = []
     for (model, dataset), g in per_seed.groupby(["model", "dataset"], sort=False):
-        for measure, goal in TARGETS.items():
+        for measure, goal in goals.items():
             if measure == "top1" and dataset != per_seed["dataset"].iloc[0]:
                 continue  # the scene head's top-1 is the run's own (MiniPlaces val), not the set's
             values = g[measure].astype(float)
@@ -217,3 +218,61 @@ def frontier(df: pd.DataFrame, metric: str = "psnr_vs_gray") -> pd.DataFrame:
                 best = row[metric]
     return pd.DataFrame(out).reset_index(drop=True)
 
+
+
+# --- Cheng et al.: quality against its reference photos and the pixels sampled from each ---------------
+# Its net trains in seconds; what it learns from is the training pixels (sec. 4, Fig. 12: quality against
+# their number). Two ways to more of them: more reference photos at the preset's pixels per photo, and more
+# pixels of each of the preset's photos. The same photo counts drawn from MiniPlaces' 100 scene kinds
+# instead of SUN8's 8 answer whether the reference set's variety pays. Counts are class-balanced subsets
+# (`data.decoded(..., limit)`); a smaller subset lies inside a larger one.
+CHENG_GRID = {
+    "smoke": {"sets": ("smoke",), "photos": (9, 36), "pixels": (32, 64)},
+    "cpu": {"sets": ("sun8", "miniplaces"), "photos": (60, 120, 240, 480, 1483), "pixels": (64, 256, 1024)},
+}
+# the validation photos of each reference set (loss curves only; `experiments.cheng2015.DATA`)
+_CHENG_VAL = {"sun8": ("test", 40), "miniplaces": ("val", 40), "smoke": ("val", None)}
+
+
+@dataclass(frozen=True)
+class ChengPoint:
+    references: str  # the dataset of the reference photos (its train split)
+    photos: int  # reference photos asked for: a class-balanced subset of the train split
+    pixels: int  # sampled per reference photo
+    seed: int = 0
+
+    def request(self, profile: str) -> tuple[str, dict]:
+        """`experiments.get_all`'s (model, kwargs) of this point: the preset with its photos and pixels."""
+        from colorlab.experiments import cheng2015
+
+        size = cheng2015.DATA[profile][0].size
+        split, limit = _CHENG_VAL[self.references]
+        return "cheng2015", {"pixels_per_image": self.pixels, "seed": self.seed,
+                             "data": profiles.DataSpec(self.references, "train", size, limit=self.photos),
+                             "val": profiles.DataSpec(self.references, split, size, limit=limit)}
+
+
+def cheng_points(profile: str = "cpu", seed: int = 0) -> list[ChengPoint]:
+    """Every photo count of each reference set at the preset's pixels per photo, and every pixel count of
+    the preset's photos (SUN8, `experiments.cheng2015.DATA`): the preset itself is one point of both."""
+    from colorlab.experiments import cheng2015
+
+    grid, preset = CHENG_GRID[profile], cheng2015.DATA[profile][0]
+    pixels = cheng2015.default_config(profile).pixels_per_image
+    pts = [ChengPoint(s, n, pixels, seed) for s in grid["sets"] for n in grid["photos"]]
+    pts += [ChengPoint(preset.name, preset.limit or max(grid["photos"]), p, seed) for p in grid["pixels"]]
+    return list(dict.fromkeys(pts))
+
+
+def cheng_curve(pts: list[ChengPoint], profile: str, eval_sets: list[study.EvalSet], workers: int = 1,
+                progress: bool = False) -> pd.DataFrame:
+    """Each point trained once (workers side by side) and scored as `curve`, with the reference photos it had (a
+    grayscale original in a subset is left out) and its training pixels (those photos x pixels per photo)."""
+    requests = [p.request(profile) for p in pts]
+    trained = experiments.get_all(requests, profile, workers, progress)
+    named = []
+    for p, (_, kw), run in zip(pts, requests, trained):
+        spec = kw["data"]
+        had = len(data.decoded(spec.name, spec.split, spec.size, spec.limit, progress=False).rgb)
+        named.append(({**asdict(p), "reference_photos": had, "training_pixels": had * p.pixels}, run))
+    return _quality_rows(named, eval_sets, progress)

@@ -6,7 +6,8 @@
 - `bar_with_ci`: means with their 95% confidence intervals (the long tables
   of `colorlab.evaluation.summary_table`);
 - `differences`: paired differences with their intervals (a forest plot);
-- `budget_curve`: quality against training CPU-minutes (`colorlab.budget`).
+- `budget_curve`: quality against training CPU-minutes (`colorlab.budget`);
+- `cheng_budget`: Cheng et al.'s quality against its training pixels.
 
 Each returns a matplotlib `Figure`; save it with `colorlab.reports.save_figure`.
 matplotlib's backend is left alone when anything chose one (a notebook's
@@ -384,5 +385,47 @@ def vividness_tradeoff(df: pd.DataFrame, title: str, label: str = "temperature",
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(labels)), fontsize=8,
                title="small dots: one seed each; large: their mean; red corner: the target", title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def cheng_budget(df: pd.DataFrame, title: str,
+                 metrics_: Sequence[str] = ("psnr_vs_gray", "auc_vs_gray", "colorfulness_ratio")):
+    """Cheng et al.'s quality against its training pixels (log axis; `budget.cheng_curve`), one row per
+    metric, one column per evaluation set: per reference set a solid line through its photo counts (at
+    one number of pixels per photo) and a dashed one through the pixels per photo of one photo count."""
+    plt = _pyplot()
+    from matplotlib import ticker
+    datasets = list(pd.unique(df["dataset"]))
+    fig, axes = plt.subplots(len(metrics_), len(datasets), figsize=(3.6 * len(datasets) + 0.5, 2.6 * len(metrics_) + 1.2),
+                             squeeze=False, layout="constrained")
+    colours = dict(zip(pd.unique(df["references"]), plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    lines = []  # (label, column held fixed, its value, references, style)
+    for refs, g in df.groupby("references", sort=False):
+        for px, h in g.groupby("pixels", sort=False):
+            if h["photos"].nunique() > 1:
+                lines.append((f"{refs}: more photos, {px} pixels each", "pixels", px, refs, "-"))
+        for n, h in g.groupby("photos", sort=False):
+            if h["pixels"].nunique() > 1:
+                lines.append((f"{refs}: {n} photos, more pixels of each", "photos", n, refs, "--"))
+    for row, metric in zip(axes, metrics_):
+        for ax, dataset in zip(row, datasets):
+            for label, column, value, refs, style in lines:
+                sub = df[(df.dataset == dataset) & (df.references == refs) & (df[column] == value)]
+                sub = sub.sort_values("training_pixels")
+                ax.plot(sub.training_pixels, sub[metric], style, marker="o", markersize=4, color=colours[refs],
+                        label=label)
+            ax.axhline(1.0 if metric == "colorfulness_ratio" else 0.0, color="black", linewidth=0.8)
+            ax.set_xscale("log")
+            ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 3.0)))
+            ax.xaxis.set_major_formatter(ticker.EngFormatter(sep=""))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.set_xlabel("training pixels (log)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.set_title(f"scored on {dataset}", fontsize=9)
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(1, min(len(datasets), len(labels))), fontsize=8,
+               title="black: gray baseline (colourfulness ratio 1 = the photos')", title_fontsize=8)
     fig.suptitle(title, fontsize=10)
     return fig

@@ -32,6 +32,7 @@ import torch
 
 from colorlab import models, runs, train
 from colorlab.errors import ColorlabError
+from colorlab.profiles import DataSpec
 
 MODULES = {
     "cheng2015": "colorlab.experiments.cheng2015",
@@ -142,13 +143,22 @@ def command(name: str, profile: str, model_cfg: Any, train_cfg: train.TrainConfi
     return f"colorlab train --model {name} --profile {profile}{''.join(sets)}"
 
 
+def _data_flags(data, val) -> str:
+    """`--data` / `--val` of a folder; a dataset's subset (a DataSpec) has no flag: it is named after a `#`."""
+    given = (("data", data), ("val", val))
+    flags = "".join(f" --{flag} {where}" for flag, where in given if where is not None and not isinstance(where, DataSpec))
+    specs = ", ".join(f"{flag}={where}" for flag, where in given if isinstance(where, DataSpec))
+    return flags + (f"  # {specs} (experiments.get)" if specs else "")
+
+
 def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg: train.TrainConfig | None = None,
-           progress: bool = True, data: str | Path | None = None, val: str | Path | None = None,
-           **overrides) -> runs.Recipe:
+           progress: bool = True, data: str | Path | DataSpec | None = None,
+           val: str | Path | DataSpec | None = None, **overrides) -> runs.Recipe:
     """The run store's recipe of model `name` at `profile`, with `overrides` of either config.
 
     data / val: a folder of your own photos (searched recursively) to train on instead of the
-    profile's dataset, and an optional validation folder. The run is keyed by their content.
+    profile's dataset, and an optional validation folder; the run is keyed by their content. Or
+    a registered dataset's `DataSpec` (a subset of a split: Cheng et al.'s budget curve).
     """
     exp = module(name)
     check_profile(profile)
@@ -156,13 +166,13 @@ def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg:
     train_cfg = train_config(name, profile, model_cfg) if train_cfg is None else train_cfg
     model_cfg, train_cfg = apply_overrides(model_cfg, train_cfg, overrides)
     found = exp.recipe(profile, model_cfg, train_cfg, progress=progress, data=data, val=val)
-    folders = "".join(f" --{flag} {path}" for flag, path in (("data", data), ("val", val)) if path is not None)
-    found.command = command(name, profile, model_cfg, train_cfg) + folders
+    found.command = command(name, profile, model_cfg, train_cfg) + _data_flags(data, val)
     return found
 
 
 def get(name: str, profile: str = "cpu", *, progress: bool = True, resume: bool = True, model_cfg: Any = None,
-        train_cfg: train.TrainConfig | None = None, data: str | Path | None = None, val: str | Path | None = None,
+        train_cfg: train.TrainConfig | None = None, data: str | Path | DataSpec | None = None,
+        val: str | Path | DataSpec | None = None,
         **overrides) -> runs.Run:
     """The trained run of model `name` at `profile`: loaded when a finished one exists, else trained."""
     found = recipe(name, profile, model_cfg=model_cfg, train_cfg=train_cfg, progress=progress, data=data, val=val,

@@ -89,11 +89,12 @@ def recipe(profile: str, model_cfg: cheng2015.Config, train_cfg: training.TrainC
            progress: bool = True, data=None, val=None) -> runs.Recipe:
     """The recipe of the single net (`model_cfg.clusters == 0`) or of the clustered model (> 0, Alg. 3).
 
-    data / val: folders of the user's own reference photos instead of the profile's (SUN8).
+    data / val: folders of the user's own reference photos instead of the profile's (SUN8), or
+    registered datasets' DataSpecs (how many photos, from which set: `budget.cheng_points`).
     """
     spec, val_spec = DATA[profile]
     if data is not None:
-        spec, val_spec = images.folder_specs(data, val, spec.size)
+        spec, val_spec = images.data_specs(data, val, spec.size)
     clustered = model_cfg.clusters > 0
     if clustered:
         model_cfg = replace(model_cfg, clusters=1)  # one key for the clustered model: Alg. 3 finds the count

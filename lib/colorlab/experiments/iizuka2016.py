@@ -45,7 +45,7 @@ def recipe(profile: str, model_cfg: net.Config, train_cfg, progress: bool = True
 
     where, size = data_profile(profile), train_cfg.data_size or model_cfg.train_size
     if data is not None:  # a folder of the user's own photos (and an optional validation folder)
-        return images.recipe("iizuka2016", model_cfg, train_cfg, *images.folder_specs(data, val, size))
+        return images.recipe("iizuka2016", model_cfg, train_cfg, *images.data_specs(data, val, size))
     return images.recipe("iizuka2016", model_cfg, train_cfg, profiles.train_data(where, size),
                          profiles.val_data(where, size))
 

@@ -34,15 +34,22 @@ def identity(spec: DataSpec | None) -> dict | None:
     return {**asdict(spec), "name": "folder", "content": folder.content_digest(Path(spec.name), spec.split)}
 
 
-def folder_specs(train: str | Path, val: str | Path | None, size: int) -> tuple[DataSpec, DataSpec | None]:
-    """Data specs of a folder of photos (searched recursively) and an optional validation folder."""
+def data_specs(train: str | Path | DataSpec, val: str | Path | DataSpec | None,
+               size: int) -> tuple[DataSpec, DataSpec | None]:
+    """Data specs of `data=` / `val=`: a registered dataset's DataSpec as it is (a subset of a
+    split: `DataSpec("sun8", "train", 128, limit=120)`), or a folder of photos (searched
+    recursively) decoded at `size`."""
     from colorlab.errors import ColorlabError
 
     for f in (train, val):
-        if f is not None and not Path(f).is_dir():
+        if isinstance(f, DataSpec):
+            if f.name not in datasets.REGISTRY:
+                raise ColorlabError(f"no registered dataset {f.name!r}; choose one of {sorted(datasets.REGISTRY)} "
+                                    "or pass a folder of photos")
+        elif f is not None and not Path(f).is_dir():
             raise ColorlabError("no such folder of photos", path=f, fix="pass a folder with --data / --val")
-    return (DataSpec(str(Path(train).resolve()), "all", size),
-            None if val is None else DataSpec(str(Path(val).resolve()), "all", size))
+    return tuple(f if f is None or isinstance(f, DataSpec) else DataSpec(str(Path(f).resolve()), "all", size)
+                 for f in (train, val))
 
 
 def report_skipped(spec: DataSpec, dec, role: str = "trained on") -> None:

@@ -55,7 +55,7 @@ def recipe(profile: str, model_cfg: net.Config, train_cfg, progress: bool = True
     where = data_profile(profile)
     size = train_cfg.data_size or model_cfg.train_size
     if data is not None:  # a folder of the user's own photos (and an optional validation folder)
-        train_spec, val_spec = images.folder_specs(data, val, size)
+        train_spec, val_spec = images.data_specs(data, val, size)
     else:
         train_spec, val_spec = profiles.train_data(where, size), profiles.val_data(where, size)
     extras = None
