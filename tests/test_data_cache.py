@@ -198,3 +198,32 @@ def test_mirror_miniplaces_limit_is_balanced(mirror):
     counts = np.bincount(d.labels, minlength=100)
     assert len(d) <= 300 and counts.max() <= 3 and (counts >= 1).sum() >= 95  # some grayscale ones are skipped
     assert d.objects is not None and d.objects.shape == (len(d), 8, 8)
+
+
+def test_two_decoders_of_the_same_split_take_turns(photos, monkeypatch):
+    """Two runs trained side by side decode the same new split: the second waits and loads the first's folder
+    (it used to build its own and replace the folder while the first was reading it)."""
+    import threading
+
+    builds, started = [], threading.Event()
+    real_build = cache._build
+
+    def slow_build(folder, *args, **kwargs):
+        builds.append(folder)
+        started.set()
+        threading.Event().wait(0.3)  # the other decoder arrives while this one builds
+        return real_build(folder, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "_build", slow_build)
+    out = {}
+
+    def decode(name):
+        out[name] = _quiet_decoded(str(photos), "all", 8, progress=False)
+
+    first = threading.Thread(target=decode, args=("first",))
+    first.start()
+    started.wait(5)
+    decode("second")
+    first.join()
+    assert len(builds) == 1 and out["first"].path == out["second"].path
+    assert np.array_equal(out["first"].rgb, out["second"].rgb)

@@ -410,3 +410,25 @@ def test_variants_over_seeds_come_back_grouped_by_variant_in_seed_order(monkeypa
                                      [2, 0], "smoke", workers=2)
     assert got == {"a": ["iizuka2016:2:5", "iizuka2016:0:5"], "b": ["koalarization2017:2:None", "koalarization2017:0:None"]}
     assert len(asked) == 1 and asked[0][1:] == ("smoke", 2)  # one pool for every variant and seed
+
+
+def test_exclusive_makes_a_second_holder_wait(tmp_path, capsys):
+    import threading
+
+    from colorlab import atomic
+
+    order, held = [], threading.Event()
+
+    def first():
+        with atomic.exclusive(tmp_path / "x.lock"):
+            held.set()
+            threading.Event().wait(0.3)
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    held.wait(5)
+    with atomic.exclusive(tmp_path / "x.lock", "waiting for x"):
+        order.append("second in")
+    t.join()
+    assert order == ["first done", "second in"] and "waiting for x" in capsys.readouterr().err

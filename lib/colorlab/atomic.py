@@ -4,6 +4,7 @@ An interrupted run leaves either the old file or the new one, never half of
 one. `writing(path)` is the one mechanism; the helpers below cover the usual
 payloads (text, bytes, torch objects, matplotlib figures) and `replacing_dir`
 does the same for a folder of files (Cheng's pixel samples, a dataset).
+`exclusive(lock)` makes processes that would build the same thing take turns.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -73,3 +75,28 @@ def replacing_dir(folder: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def exclusive(lock: str | Path, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive POSIX `flock` on the file `lock` (made when missing) for the block: two processes
+    that would build the same folder take turns, and the second finds it built. `waiting` is printed when
+    another process holds it. Without `fcntl` (not POSIX) it holds nothing."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = Path(lock)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, file=sys.stderr, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

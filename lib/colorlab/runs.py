@@ -193,24 +193,11 @@ def _read_config(path: Path) -> dict | None:
 @contextlib.contextmanager
 def _lock(folder: Path):
     """Hold the run folder's lock while it is checked and trained (one process; no-op under torchrun or without flock)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        fcntl = None
-    if fcntl is None or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         yield
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"[runs] {folder} is being trained by another process; waiting for it", file=sys.stderr, flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with atomic.exclusive(folder / ".lock", f"[runs] {folder} is being trained by another process; waiting for it"):
+        yield
 
 
 def status(recipe: Recipe) -> tuple[Run, str]:

@@ -139,8 +139,13 @@ def decoded(name: str, split: str, size: int, limit: int | None = None, *,
         raise ValueError(f"dataset {name!r} split {split!r} holds no images")
     folder = _folder(dataset, split, int(size), limit, samples)
     if not (folder / "meta.json").is_file():
-        with_objects = dataset == "miniplaces" or any(s.objects is not None for s in samples)
-        _build(folder, samples, int(size), with_objects, workers, progress, f"decoding {name} {split} at {size}px")
+        # two processes decoding the same split (two runs trained side by side) take turns: the second loads
+        # the first one's folder instead of replacing it while the first reads it
+        lock = settings.cache_dir() / "locks" / f"decoded-{folder.name}.lock"
+        with atomic.exclusive(lock, f"[data] waiting for another process decoding {folder.name}"):
+            if not (folder / "meta.json").is_file():
+                with_objects = dataset == "miniplaces" or any(s.objects is not None for s in samples)
+                _build(folder, samples, int(size), with_objects, workers, progress, f"decoding {name} {split} at {size}px")
     return load(folder)
 
 

@@ -106,8 +106,8 @@ def recipe(profile: str, model_cfg: cheng2015.Config, train_cfg: training.TrainC
 
     def fit(folder, progress_, resume):
         parser = None if pr is None else runs.get(pr, progress=progress_).model
-        if data is not None:  # the user's folder: name what was skipped (decoded once, cached for the sampler)
-            images.report_skipped(spec, datasets.decoded(spec.name, spec.split, spec.size, progress=progress_))
+        if data is not None and not isinstance(data, DataSpec):  # a user's folder: name what was skipped
+            images.report_skipped(spec, datasets.decoded(spec.name, spec.split, spec.size, spec.limit, progress=progress_))
         samples = pixels.pixel_samples(model_cfg, spec, parser, progress_)
         if clustered:
             init = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -72,8 +73,6 @@ def pixel_samples(cfg: cheng2015.Config, spec: DataSpec, parser=None, progress: 
     `parser` (needed when `cfg.levels` has "semantic") makes the semantic level;
     its weights are part of the key.
     """
-    from colorlab import data
-
     fcfg = cheng2015.feature_config(cfg)
     if "semantic" not in fcfg.levels:
         parser = None
@@ -84,8 +83,18 @@ def pixel_samples(cfg: cheng2015.Config, spec: DataSpec, parser=None, progress: 
     key = keys.key(payload, PRODUCERS)
     folder = settings.cache_dir() / "cheng2015" / "pixels" / key[:16]
     names = [f.name for f in fields(PixelSamples) if f.name not in ("levels", "key")]
-    if (folder / "done").exists():
-        return PixelSamples(**{n: np.load(folder / f"{n}.npy") for n in names}, levels=fcfg.levels, key=key)
+    if not (folder / "done").exists():
+        lock = settings.cache_dir() / "locks" / f"pixels-{folder.name}.lock"
+        with atomic.exclusive(lock, f"[pixels] waiting for another process sampling {folder}"):
+            if not (folder / "done").exists():  # else another process sampled them while this one waited
+                _sample_all(folder, payload, spec, fcfg, parser, cfg, names, progress)
+    return PixelSamples(**{n: np.load(folder / f"{n}.npy") for n in names}, levels=fcfg.levels, key=key)
+
+
+def _sample_all(folder: Path, payload: dict, spec: DataSpec, fcfg, parser, cfg: cheng2015.Config, names: list[str],
+                progress: bool) -> None:
+    from colorlab import data
+
     dec = data.decoded(spec.name, spec.split, spec.size, spec.limit, progress=progress)
     parts = {n: [] for n in names}
     for i in tqdm(range(len(dec.rgb)), desc=f"Cheng features {spec.name}/{spec.split}", disable=not progress):
@@ -97,7 +106,6 @@ def pixel_samples(cfg: cheng2015.Config, spec: DataSpec, parser=None, progress: 
             np.save(tmp / f"{n}.npy", v)
         (tmp / "payload.json").write_text(json.dumps(keys.jsonable(payload), indent=2))
         (tmp / "done").touch()
-    return PixelSamples(**out, levels=fcfg.levels, key=key)
 
 
 def _sample_image(rgb: np.ndarray, index: int, fcfg, parser, cfg: cheng2015.Config) -> dict[str, np.ndarray]:
