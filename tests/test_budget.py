@@ -106,14 +106,16 @@ def test_chengs_grid_varies_photos_and_pixels_and_shares_the_presets_run():
     assert len(pts) == len(set(pts))
     sun8 = [p for p in pts if p.references == "sun8"]
     assert {p.photos for p in sun8 if p.pixels == 256} == set(budget.CHENG_GRID["cpu"]["photos"])
-    assert {p.pixels for p in sun8 if p.photos == 480} == set(budget.CHENG_GRID["cpu"]["pixels"])
+    assert {p.pixels for p in sun8 if p.photos == 1483} == set(budget.CHENG_GRID["cpu"]["pixels"])
     assert {p.photos for p in pts if p.references == "miniplaces"} == set(budget.CHENG_GRID["cpu"]["photos"])
-    # the preset (480 SUN8 photos, 256 pixels each) is a point of the curve, not a second run of it
-    name, kwargs = budget.ChengPoint("sun8", 480, 256).request("cpu")
+    # the preset (every one of SUN8's 1,483 training photos, 256 pixels each) is a point of the curve, not a
+    # second run of it
+    name, kwargs = budget.ChengPoint("sun8", 1483, 256).request("cpu")
+    assert kwargs["data"].limit is None
     assert experiments.recipe(name, "cpu", **kwargs).key == experiments.recipe("cheng2015", "cpu").key
-    name, kwargs = budget.ChengPoint("sun8", 60, 256).request("cpu")
+    name, kwargs = budget.ChengPoint("sun8", 480, 256).request("cpu")
     fewer = experiments.recipe(name, "cpu", **kwargs)
-    assert fewer.key != experiments.recipe("cheng2015", "cpu").key and fewer.data["train"]["limit"] == 60
+    assert fewer.key != experiments.recipe("cheng2015", "cpu").key and fewer.data["train"]["limit"] == 480
     assert "# data=" in fewer.command  # a dataset's subset has no `colorlab train` flag: named after a comment
 
 

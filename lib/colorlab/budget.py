@@ -247,9 +247,15 @@ class ChengPoint:
 
         size = cheng2015.DATA[profile][0].size
         split, limit = _CHENG_VAL[self.references]
+        every = self.photos >= _train_photos(self.references)  # the whole split: the same run as the preset's
         return "cheng2015", {"pixels_per_image": self.pixels, "seed": self.seed,
-                             "data": profiles.DataSpec(self.references, "train", size, limit=self.photos),
+                             "data": profiles.DataSpec(self.references, "train", size, limit=None if every else self.photos),
                              "val": profiles.DataSpec(self.references, split, size, limit=limit)}
+
+
+def _train_photos(dataset: str) -> int:
+    """How many files the train split of `dataset` lists (before grayscale originals are left out)."""
+    return len(data.samples(dataset, "train"))
 
 
 def cheng_points(profile: str = "cpu", seed: int = 0) -> list[ChengPoint]:
@@ -260,8 +266,24 @@ def cheng_points(profile: str = "cpu", seed: int = 0) -> list[ChengPoint]:
     grid, preset = CHENG_GRID[profile], cheng2015.DATA[profile][0]
     pixels = cheng2015.default_config(profile).pixels_per_image
     pts = [ChengPoint(s, n, pixels, seed) for s in grid["sets"] for n in grid["photos"]]
-    pts += [ChengPoint(preset.name, preset.limit or max(grid["photos"]), p, seed) for p in grid["pixels"]]
+    pts += [ChengPoint(preset.name, preset.limit or _train_photos(preset.name), p, seed) for p in grid["pixels"]]
     return list(dict.fromkeys(pts))
+
+
+def cheng_photo_runs(profile: str, seeds: list[int], workers: int = 1,
+                     progress: bool = False) -> tuple[dict[str, list], dict[str, int]]:
+    """Cheng's preset at every seed beside the same net on the curve's next smaller photo count, for the
+    claim "more reference photos colour better" (Cheng Fig. 12), paired by seed: ({variant: runs}, {variant: photos})."""
+    from colorlab.experiments import cheng2015
+
+    preset = cheng2015.DATA[profile][0]
+    every = preset.limit or _train_photos(preset.name)
+    counts = {"every reference photo": every,
+              "fewer reference photos": max(n for n in CHENG_GRID[profile]["photos"] if n < every)}
+    pixels = cheng2015.default_config(profile).pixels_per_image
+    requests = [ChengPoint(preset.name, n, pixels, s).request(profile) for n in counts.values() for s in seeds]
+    trained = experiments.get_all(requests, profile, workers, progress)
+    return {name: trained[i * len(seeds):(i + 1) * len(seeds)] for i, name in enumerate(counts)}, counts
 
 
 def cheng_curve(pts: list[ChengPoint], profile: str, eval_sets: list[study.EvalSet], workers: int = 1,

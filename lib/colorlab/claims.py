@@ -45,6 +45,8 @@ ABLATIONS = (
     Ablation("patch+daisy+semantic", "no refinement", "the joint bilateral filter helps",
              "Cheng sec. 3.2.5 (qualitative)", "cheng2015"),
     Ablation("clustered", "patch+daisy+semantic", "adaptive clustering helps", "Cheng journal, Fig. 7 (qualitative)", "cheng2015"),
+    Ablation("every reference photo", "fewer reference photos", "more reference photos colour better",
+             "Cheng sec. 4, Fig. 12 (more training samples, higher PSNR)", "cheng2015"),
     # the cpu presets' deviations from the papers (README "Where the cpu presets deviate"), each checked
     Ablation("full", "ADADELTA (paper)", "cpu preset: AdamW + warm-up + cosine trains better than ADADELTA at this budget",
              "deviation from Iizuka sec. 3.4 (ADADELTA)", "iizuka2016"),

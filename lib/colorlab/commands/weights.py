@@ -31,7 +31,7 @@ LIMITS = {
     "koalarization2017": "Needs the MobileNetV2 classifier from the data mirror (`colorlab data fetch "
                          "mobilenet_v2`), which is not inside this file. A quarter-width network trained at "
                          "64 x 64 on the same photos for 1,000 steps of the paper's Adam; similarly dull colours.",
-    "cheng2015": "Self-contained: the scene parser is inside the file. Trained on 480 SUN8 reference images; "
+    "cheng2015": "Self-contained: the scene parser is inside the file. Trained on all 1,483 SUN8 training photos; "
                  "vivid colours that are often wrong outside the eight SUN8 scene kinds (airport, "
                  "auditorium, bamboo forest, campus, desert, football field, kitchen, sky).",
 }
