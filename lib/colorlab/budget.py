@@ -219,7 +219,6 @@ def frontier(df: pd.DataFrame, metric: str = "psnr_vs_gray") -> pd.DataFrame:
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-
 # --- Cheng et al.: quality against its reference photos and the pixels sampled from each ---------------
 # Its net trains in seconds; what it learns from is the training pixels (sec. 4, Fig. 12: quality against
 # their number). Two ways to more of them: more reference photos at the preset's pixels per photo, and more
@@ -261,27 +260,28 @@ def _train_photos(dataset: str) -> int:
 def cheng_points(profile: str = "cpu", seed: int = 0) -> list[ChengPoint]:
     """Every photo count of each reference set at the preset's pixels per photo, and every pixel count of
     the preset's photos (SUN8, `experiments.cheng2015.DATA`): the preset itself is one point of both."""
+    grid, (refs, photos, pixels) = CHENG_GRID[profile], _cheng_preset(profile)
+    pts = [ChengPoint(s, n, pixels, seed) for s in grid["sets"] for n in grid["photos"]]
+    pts += [ChengPoint(refs, photos, p, seed) for p in grid["pixels"]]
+    return list(dict.fromkeys(pts))
+
+
+def _cheng_preset(profile: str) -> tuple[str, int, int]:
+    """(reference set, photos, pixels per photo) of Cheng's preset (`experiments.cheng2015.DATA`)."""
     from colorlab.experiments import cheng2015
 
-    grid, preset = CHENG_GRID[profile], cheng2015.DATA[profile][0]
-    pixels = cheng2015.default_config(profile).pixels_per_image
-    pts = [ChengPoint(s, n, pixels, seed) for s in grid["sets"] for n in grid["photos"]]
-    pts += [ChengPoint(preset.name, preset.limit or _train_photos(preset.name), p, seed) for p in grid["pixels"]]
-    return list(dict.fromkeys(pts))
+    spec = cheng2015.DATA[profile][0]
+    return spec.name, spec.limit or _train_photos(spec.name), cheng2015.default_config(profile).pixels_per_image
 
 
 def cheng_photo_runs(profile: str, seeds: list[int], workers: int = 1,
                      progress: bool = False) -> tuple[dict[str, list], dict[str, int]]:
     """Cheng's preset at every seed beside the same net on the curve's next smaller photo count, for the
     claim "more reference photos colour better" (Cheng Fig. 12), paired by seed: ({variant: runs}, {variant: photos})."""
-    from colorlab.experiments import cheng2015
-
-    preset = cheng2015.DATA[profile][0]
-    every = preset.limit or _train_photos(preset.name)
+    refs, every, pixels = _cheng_preset(profile)
     counts = {"every reference photo": every,
               "fewer reference photos": max(n for n in CHENG_GRID[profile]["photos"] if n < every)}
-    pixels = cheng2015.default_config(profile).pixels_per_image
-    requests = [ChengPoint(preset.name, n, pixels, s).request(profile) for n in counts.values() for s in seeds]
+    requests = [ChengPoint(refs, n, pixels, s).request(profile) for n in counts.values() for s in seeds]
     trained = experiments.get_all(requests, profile, workers, progress)
     return {name: trained[i * len(seeds):(i + 1) * len(seeds)] for i, name in enumerate(counts)}, counts
 

@@ -82,6 +82,13 @@ def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
     return study.claims_table(rows)
 
 
+def claims_on_each_set(variants: dict[str, list], model: str, eval_sets: list, progress: bool = False) -> pd.DataFrame:
+    """`ablation_claims` of `variants` ({name: runs, one per seed}) on every evaluation set in turn: each
+    set's per-image scores (`study.score_variants`, cached) reduced to seed means, the claims of `model`."""
+    means = study.per_seed(pd.concat([study.score_variants(variants, s, progress=progress) for s in eval_sets]))
+    return pd.concat([ablation_claims(means, {model: s.dataset}) for s in eval_sets])
+
+
 def _speed_row(claim: str, paper: str, ours: float, target: float, why: str, measured: bool) -> dict:
     if not measured or not math.isfinite(ours):
         verdict = "inconclusive"
