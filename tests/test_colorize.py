@@ -180,3 +180,17 @@ def test_plan_names_outputs_and_avoids_collisions(photos, tmp_path):
     assert rels == ["a.png", "broken.png", "gray.png", "sub/b.png"]
     reasons = {Path(p).name: why for p, why in problems}
     assert "already" in reasons["a.jpg"] and "no such" in reasons["nope"]
+
+
+def test_gain_makes_the_colours_more_vivid_and_refuses_nonsense(trained, photos, tmp_path, capsys):
+    _, ckpt = trained
+    src = str(photos / "a.png")
+    for gain, folder in ((1.0, "own"), (2.0, "vivid")):
+        assert cli.main(["colorize", "--checkpoint", str(ckpt), src, "--out", str(tmp_path / folder), "--quiet",
+                         "--gain", str(gain)]) == 0
+    chroma = {f: color.rgb_to_lab(color.to_float(images.read_rgb(tmp_path / f / "a.png")))[:, 1:].norm(dim=1).mean().item()
+              for f in ("own", "vivid")}
+    assert chroma["vivid"] > 1.5 * chroma["own"]
+    capsys.readouterr()
+    assert cli.main(["colorize", "--checkpoint", str(ckpt), src, "--out", str(tmp_path / "bad"), "--gain", "-1"]) == 2
+    assert "--gain" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -31,7 +31,7 @@ def test_every_experiment_module_follows_the_protocol(name):
 
 UPPER = {"colorlab.train", "colorlab.batches", "colorlab.runs", "colorlab.experiments", "colorlab.study",
          "colorlab.cli", "colorlab.commands", "colorlab.claims", "colorlab.bench", "colorlab.playground",
-         "colorlab.budget", "colorlab.training_speed"}
+         "colorlab.budget", "colorlab.training_speed", "colorlab.readout"}
 
 
 def _under(name: str, layer: str) -> bool:

@@ -156,11 +156,25 @@ def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
     return _quality_rows(named, eval_sets, progress, score)
 
 
+def readout_sweep(trained: list, readouts: dict, eval_sets: list[study.EvalSet], progress: bool = False) -> pd.DataFrame:
+    """Each run read out by each of `readouts` ({label: `readout.Readout`}; inference only, the same weights),
+    scored as `curve` with columns seed, readout, gain and shorter; cached in each run's folder."""
+    from colorlab import readout
+
+    def score(labels, run, s):
+        return readout.score(run, readouts[labels["readout"]], s, progress)
+
+    named = [({"model": run.model_name, "steps": run.train_config["steps"], "seed": run.train_config["seed"],
+               "readout": label, "gain": r.gain, "shorter": r.shorter}, run)
+             for run in trained for label, r in readouts.items()]
+    return _quality_rows(named, eval_sets, progress, score)
+
+
 def vivid_targets(df: pd.DataFrame, min_psnr_vs_gray: float = 0.3, min_ratio: float = 0.75) -> pd.DataFrame:
-    """The colourfulness target per (model, temperature, set) of a multi-seed table (`temperature_sweep`, or
-    `preset_seeds` with a constant column): seed 0 and the mean over seeds of the ratio and of PSNR over gray;
-    reached when both hold at seed 0 and on the mean."""
-    group = [c for c in ("model", "temperature", "dataset") if c in df.columns]
+    """The colourfulness target per (model, temperature or readout, set) of a multi-seed table
+    (`temperature_sweep`, `readout_sweep`, or `preset_seeds` with a constant column): seed 0 and the mean over
+    seeds of the ratio and of PSNR over gray; reached when both hold at seed 0 and on the mean."""
+    group = [c for c in ("model", "temperature", "readout", "dataset") if c in df.columns]
     rows = []
     for labels, g in df.groupby(group, sort=False, dropna=False):  # a row without a temperature: a model's own
         first = g[g["seed"] == g["seed"].min()].iloc[0]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from colorlab import bench, machine, study
+from colorlab import bench, machine, readout, study
 
 # Iizuka Table 3: 512 x 512 on an 8-core Intel Core i7-5960X, no GPU.
 IIZUKA_CPU_512_S = 1.676
@@ -53,6 +53,14 @@ ABLATIONS = (
     # the vividness extension (colorlab.models.iizuka_zhang2016), against the paper's MSE
     Ablation("Zhang et al. loss", "full", "extension: Zhang et al.'s rebalanced ab classification colours better than MSE",
              "Zhang et al. 2016 sec. 3.1-3.2 (an extension, not in Iizuka et al.)", "iizuka2016"),
+    # readouts of the same weights (colorlab.readout, notebook 10): an extension and a fix of a cpu-preset mismatch
+    Ablation(f"gain {readout.CLAIMED_GAIN:g}", "full",
+             f"extension: the MSE readout's chrominance times {readout.CLAIMED_GAIN:g} colours better",
+             "a readout of the trained net (colorlab.readout), not in Iizuka et al.", "iizuka2016"),
+    Ablation("embedding at the training scale", "with embedding",
+             "cpu preset: the classifier embeds each photo at the training photos' scale at test time too",
+             "Baldassarre sec. 3.1 embeds the same rescaled input in training and test; our cpu preset's training "
+             "embeddings come from 64 px photos", "koalarization2017"),
 )
 
 
@@ -82,10 +90,18 @@ def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
     return study.claims_table(rows)
 
 
-def claims_on_each_set(variants: dict[str, list], model: str, eval_sets: list, progress: bool = False) -> pd.DataFrame:
+def claims_on_each_set(variants: dict[str, list], model: str, eval_sets: list, progress: bool = False,
+                       readouts: dict[str, "readout.Readout"] | None = None) -> pd.DataFrame:
     """`ablation_claims` of `variants` ({name: runs, one per seed}) on every evaluation set in turn: each
-    set's per-image scores (`study.score_variants`, cached) reduced to seed means, the claims of `model`."""
-    means = study.per_seed(pd.concat([study.score_variants(variants, s, progress=progress) for s in eval_sets]))
+    set's per-image scores (`study.score_variants`, cached) reduced to seed means, the claims of `model`.
+    `readouts` ({name: Readout}) reads the runs of those variants out another way (`readout.score`, cached)."""
+    def scored(s):
+        if not readouts:
+            return study.score_variants(variants, s, progress=progress)
+        return pd.concat([readout.score(run, readouts.get(name), s).assign(variant=name, seed=run.train_config["seed"])
+                          for name, runs in variants.items() for run in runs], ignore_index=True)
+
+    means = study.per_seed(pd.concat([scored(s) for s in eval_sets]))
     return pd.concat([ablation_claims(means, {model: s.dataset}) for s in eval_sets])
 
 

@@ -4,6 +4,7 @@
     colorlab colorize --model cheng2015 photos/ --out DIR        # that paper's shipped model
     colorlab colorize --model iizuka2016 --run 3f2a9c INPUT... --out DIR
     colorlab colorize --checkpoint weights.safetensors photos/ --out colorized/ [--global-from style.jpg]
+    colorlab colorize photos/ --out DIR --gain 1.5                # chrominance x 1.5: more vivid (notebook 10)
 
 Inputs are files or folders (searched recursively). Colour photos are first
 turned into their grayscale version (`color.rgb_to_gray`), so a folder of
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from colorlab import color, images, models, profiles
+from colorlab import color, images, models, profiles, readout
 from colorlab.errors import ColorlabError
 
 
@@ -216,12 +217,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-weights", action="store_true", help="untrained model: timing and demos only")
     parser.add_argument("--global-from", type=Path, metavar="IMAGE", help="take global features from IMAGE (Iizuka sec. 4.5)")
     parser.add_argument("--size", type=int, metavar="N", help="run the net with the longer side at N (output keeps full size)")
+    parser.add_argument("--gain", type=float, default=1.0, metavar="G",
+                        help="multiply the predicted chrominance by G (default 1: the model's own colours); notebook 10 "
+                             "measures what a gain costs and buys (an extension, not a paper's method)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 8:
         print(f"colorlab colorize: --size must be at least 8, got {args.size}", file=sys.stderr)
+        return 2
+    if not 0 <= args.gain < float("inf"):
+        print(f"colorlab colorize: --gain must be a finite number >= 0, got {args.gain}", file=sys.stderr)
         return 2
     checkpoint = args.checkpoint
     if checkpoint is None and args.run is None and not args.random_weights:
@@ -241,6 +248,8 @@ def run(args: argparse.Namespace) -> int:
     if style is not None and "global_from" not in inspect.signature(model.colorize).parameters:
         print(f"colorlab colorize: {type(model).__name__} cannot take global features from another image", file=sys.stderr)
         return 2
+    if args.gain != 1.0:
+        model = readout.Readout(gain=args.gain).wrap(model)
     outcome = colorize_paths(model, args.inputs, args.out, size=args.size, global_from=style, progress=not args.quiet)
     print(f"wrote {len(outcome.written)} images to {args.out}")
     if outcome.skipped:

@@ -1,0 +1,102 @@
+"""Readouts of a trained colouriser: the same weights, read out another way (inference only).
+
+    from colorlab import readout
+    vivid = readout.Readout(gain=1.5).wrap(run.model)   # ab of the model's colours x 1.5
+    rgb = vivid.colorize(gray)                         # (B, 3, H, W), the photo's own lightness
+    scale = readout.Readout(shorter=64).wrap(run.model)  # the net sees the photo at its training scale
+
+Two knobs, each an extension of the study (not a paper's method), each with its own rows in
+notebook 10:
+
+- **gain**: the predicted chrominance (Lab a, b) times a constant, applied after the network. A
+  network trained on the mean squared error predicts the mean of the plausible colours, which is
+  grayer than any of them. Were its prediction p exactly that conditional mean, the error of g p
+  would exceed the error of p by (g - 1)^2 E[p^2], while the gain over gray is E[p^2]: a gain of
+  1.3 would keep 91 % of the improvement over gray. Notebook 10 measures how far a trained cpu
+  preset is from that (its colours are not calibrated means, so the gain costs more on photos like
+  its training ones, and less on photos it hedges on). The gain is a readout knob like Zhang et
+  al.'s temperature, swept after training; it is an extension, not a paper's method.
+- **shorter**: the network runs on the photo resized so that its shorter side has this many
+  pixels, and its chrominance is upsampled to the photo (`color.to_working` / `color.from_working`,
+  the study's one pre/post pair). Koalarization's cpu preset computed the classifier embedding of
+  each training photo from the 64 px decoded photo; at test time its `colorize` embeds the full-size
+  photo, a sharper image than any it learnt from. `Readout(shorter=64)` shows it the photo at the
+  training scale (notebook 10 measures both nets with it).
+
+The wrapped model keeps the trained one's parameters (nothing is copied) and offers `colorize`, so it
+scores through `study.evaluate` like any method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from colorlab import color
+
+# The gain of the claims row "the MSE readout's chrominance times g colours better" (`claims.ABLATIONS`): the
+# middle of notebook 10's sweep, fixed before the seeds were scored.
+CLAIMED_GAIN = 1.5
+
+
+@dataclass(frozen=True)
+class Readout:
+    gain: float = 1.0  # chrominance multiplier; 1 = the model's own colours
+    shorter: int | None = None  # pixels of the shorter side the net runs at; None = the model's own rule
+
+    def __post_init__(self):
+        if not np.isfinite(self.gain) or self.gain < 0:
+            raise ValueError(f"gain must be a finite number >= 0, got {self.gain}")
+        if self.shorter is not None and self.shorter < 8:
+            raise ValueError(f"shorter must be at least 8 pixels, got {self.shorter}")
+
+    @property
+    def is_identity(self) -> bool:
+        return self.gain == 1.0 and self.shorter is None
+
+    @property
+    def tag(self) -> str:
+        """A file-name-safe name of this readout (its cached scores carry it)."""
+        return f"readout-g{self.gain:g}" + ("" if self.shorter is None else f"-s{self.shorter}")
+
+    def wrap(self, model) -> "ReadoutModel":
+        return ReadoutModel(model, self)
+
+
+class ReadoutModel:
+    """A trained model read out by `Readout`: `colorize(gray)` as the model's, with the readout applied."""
+
+    def __init__(self, model, readout: Readout):
+        self.model, self.readout = model, readout
+
+    @torch.no_grad()
+    def colorize(self, gray: torch.Tensor, global_from: torch.Tensor | None = None) -> torch.Tensor:
+        """gray (B, 1, H, W) in [0, 1] -> sRGB (B, 3, H, W) with the input's lightness; `global_from` is passed
+        on to a model that takes it (Iizuka et al.'s style transfer)."""
+        r, extra = self.readout, ({} if global_from is None else {"global_from": global_from})
+        if r.is_identity:
+            return self.model.colorize(gray, **extra)
+        net_gray = gray if r.shorter is None else color.to_working(
+            gray, color.working_size(tuple(gray.shape[-2:]), shorter=r.shorter))  # (B, 1, h, w)
+        ab = color.rgb_to_lab(self.model.colorize(net_gray, **extra).float())[:, 1:]  # (B, 2, h, w)
+        return color.from_working(gray, r.gain * ab, "lab")  # (B, 3, H, W)
+
+
+def training_scale(run) -> int:
+    """The side, in pixels, of the photos `run` learnt from (`TrainConfig.data_size`, else the net's train_size)."""
+    return int(run.train_config.get("data_size") or run.model.cfg.train_size)
+
+
+def score(run, readout: Readout | None, eval_set, progress: bool = False):
+    """Per-image metrics of `run` read out by `readout` on `eval_set` (`study.evaluate`'s columns), cached in
+    the run's folder under the readout's tag and a key of this module's code; the identity readout is the
+    run's own cached score (`study.evaluate_run`)."""
+    from colorlab import keys, study
+
+    if readout is None or readout.is_identity:
+        return study.evaluate_run(run, eval_set, progress=progress)
+    code = keys.key({}, [__name__])[:8]
+    return study.evaluate_cached({run.model_name: readout.wrap(run.model)}, eval_set, run.dir, f"{readout.tag}-{code}",
+                                 progress)

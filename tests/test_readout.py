@@ -1,0 +1,95 @@
+"""Readouts of trained weights: a chroma gain and the training scale, scored and cached like any method."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from colorlab import budget, claims, color, experiments, readout, study
+
+
+class _Painter:
+    """A stand-in colouriser: the photo's lightness with a fixed, in-gamut ab at every pixel; it records
+    the size of each gray image it was given."""
+
+    def __init__(self, ab=(12.0, -8.0)):
+        self.ab, self.seen = ab, []
+
+    def colorize(self, gray: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(gray.shape[-2:]))
+        ab = torch.tensor(self.ab).view(1, 2, 1, 1).expand(gray.shape[0], 2, *gray.shape[-2:])
+        return color.from_working(gray, ab, "lab")
+
+
+def _gray(h=48, w=80, seed=0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return 0.35 + 0.3 * torch.rand(2, 1, h, w, generator=g)  # mid-tones: a, b of +-25 stay in gamut
+
+
+def test_the_identity_readout_is_the_models_own():
+    painter, gray = _Painter(), _gray()
+    assert torch.equal(readout.Readout().wrap(painter).colorize(gray), painter.colorize(gray))
+
+
+def test_a_gain_scales_the_chrominance_and_keeps_the_photos_lightness():
+    painter, gray = _Painter(), _gray()
+    out = color.rgb_to_lab(readout.Readout(gain=1.5).wrap(painter).colorize(gray))  # (2, 3, H, W)
+    assert out[:, 1].mean().item() == pytest.approx(1.5 * 12.0, abs=0.05)
+    assert out[:, 2].mean().item() == pytest.approx(1.5 * -8.0, abs=0.05)
+    torch.testing.assert_close(out[:, :1], color.gray_to_L(gray), atol=0.05, rtol=0)
+    flat = color.rgb_to_lab(readout.Readout(gain=0.0).wrap(painter).colorize(gray))
+    assert flat[:, 1:].abs().max().item() < 0.05  # gain 0 is the gray baseline
+
+
+def test_the_training_scale_runs_the_net_small_and_returns_the_photo_at_full_size():
+    painter, gray = _Painter(), _gray(48, 80)
+    out = readout.Readout(shorter=16).wrap(painter).colorize(gray)
+    assert painter.seen == [(16, 27)] and out.shape == (2, 3, 48, 80)
+    torch.testing.assert_close(color.rgb_to_lab(out)[:, :1], color.gray_to_L(gray), atol=0.05, rtol=0)
+    readout.Readout(shorter=64).wrap(painter).colorize(gray)
+    assert painter.seen[-1] == (48, 80)  # never enlarged
+
+
+@pytest.mark.parametrize("bad", [dict(gain=-0.5), dict(gain=float("nan")), dict(shorter=4)])
+def test_a_readout_refuses_nonsense(bad):
+    with pytest.raises(ValueError):
+        readout.Readout(**bad)
+
+
+def test_each_readout_has_its_own_file_name():
+    tags = {readout.Readout(gain=g, shorter=s).tag for g in (1.0, 1.5) for s in (None, 64)}
+    assert len(tags) == 4 and all("/" not in t and " " not in t for t in tags)
+
+
+def test_scores_are_cached_in_the_runs_folder_and_the_identity_is_the_runs_own(monkeypatch):
+    run = experiments.get("iizuka2016", "smoke", seed=0, progress=False)
+    s = study.load_eval_set("smoke", "val", 4)
+    own = readout.score(run, readout.Readout(), s)
+    pd.testing.assert_frame_equal(own, study.evaluate_run(run, s))
+    vivid = readout.score(run, readout.Readout(gain=1.5), s)
+    assert len(list(run.dir.glob(f"{readout.Readout(gain=1.5).tag}-*.csv"))) == 1
+    assert (vivid["colorfulness_ratio"] > own["colorfulness_ratio"]).all()
+    monkeypatch.setattr(study, "evaluate", lambda *a, **k: pytest.fail("scored again"))
+    pd.testing.assert_frame_equal(readout.score(run, readout.Readout(gain=1.5), s), vivid)
+    assert readout.training_scale(run) == run.train_config["data_size"]
+
+
+def test_the_sweep_labels_each_readout_and_its_targets_group_by_it():
+    run = experiments.get("iizuka2016", "smoke", seed=0, progress=False)
+    s = study.load_eval_set("smoke", "val", 4)
+    readouts = {"gain 1": readout.Readout(), "gain 2": readout.Readout(gain=2.0), "small": readout.Readout(shorter=16)}
+    sweep = budget.readout_sweep([run], readouts, [s])
+    assert list(sweep["readout"]) == list(readouts) and list(sweep["gain"]) == [1.0, 2.0, 1.0]
+    assert sweep["colorfulness_ratio"].iloc[1] > sweep["colorfulness_ratio"].iloc[0]
+    assert list(budget.vivid_targets(sweep)["readout"]) == list(readouts)
+
+
+def test_a_claim_can_pair_a_readout_with_the_same_runs():
+    runs = [experiments.get("iizuka2016", "smoke", seed=0, progress=False)]
+    s = study.load_eval_set("smoke", "val", 4)
+    name = f"gain {readout.CLAIMED_GAIN:g}"
+    table = claims.claims_on_each_set({"full": runs, name: runs}, "iizuka2016", [s],
+                                      readouts={name: readout.Readout(gain=readout.CLAIMED_GAIN)})
+    assert set(table["a"]) == {name} and set(table["b"]) == {"full"}
+    assert (table.set_index("metric").loc["colorfulness_error", "diff"]) != 0  # the readout was applied
