@@ -194,3 +194,7 @@ def test_gain_makes_the_colours_more_vivid_and_refuses_nonsense(trained, photos,
     capsys.readouterr()
     assert cli.main(["colorize", "--checkpoint", str(ckpt), src, "--out", str(tmp_path / "bad"), "--gain", "-1"]) == 2
     assert "--gain" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    styled = tmp_path / "styled"  # with Iizuka's style transfer, and at a working size
+    assert cli.main(["colorize", "--checkpoint", str(ckpt), src, "--out", str(styled), "--quiet", "--gain", "1.5",
+                     "--global-from", str(photos / "sub" / "b.jpg"), "--size", "24"]) == 0
+    assert images.read_rgb(styled / "a.png").shape == (37, 53, 3)

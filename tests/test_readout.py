@@ -27,9 +27,22 @@ def _gray(h=48, w=80, seed=0) -> torch.Tensor:
     return 0.35 + 0.3 * torch.rand(2, 1, h, w, generator=g)  # mid-tones: a, b of +-25 stay in gamut
 
 
-def test_the_identity_readout_is_the_models_own():
+def test_the_identity_readout_is_the_models_own_and_gain_1_round_trips():
     painter, gray = _Painter(), _gray()
-    assert torch.equal(readout.Readout().wrap(painter).colorize(gray), painter.colorize(gray))
+    own = painter.colorize(gray)
+    assert torch.equal(readout.Readout().wrap(painter).colorize(gray), own)
+    # the other path at gain 1 (a shorter side the photo does not exceed: no resize) reads the model's colours
+    # back as Lab and rebuilds them from the photo's lightness
+    again = readout.Readout(shorter=10_000).wrap(painter).colorize(gray)
+    torch.testing.assert_close(again, own, atol=2e-3, rtol=0)
+
+
+def test_a_gain_past_the_gamut_is_clipped_to_it():
+    painter, gray = _Painter(ab=(60.0, 60.0)), _gray()  # a saturated orange: x2 leaves the sRGB gamut
+    out = readout.Readout(gain=2.0).wrap(painter).colorize(gray)
+    assert out.min() >= 0 and out.max() <= 1
+    own = color.rgb_to_lab(painter.colorize(gray))[:, 1:].norm(dim=1).mean()
+    assert color.rgb_to_lab(out)[:, 1:].norm(dim=1).mean() > own  # more vivid, if not 2x (the gamut)
 
 
 def test_a_gain_scales_the_chrominance_and_keeps_the_photos_lightness():
@@ -51,7 +64,8 @@ def test_the_training_scale_runs_the_net_small_and_returns_the_photo_at_full_siz
     assert painter.seen[-1] == (48, 80)  # never enlarged
 
 
-@pytest.mark.parametrize("bad", [dict(gain=-0.5), dict(gain=float("nan")), dict(shorter=4)])
+@pytest.mark.parametrize("bad", [dict(gain=-0.5), dict(gain=float("nan")), dict(gain=float("inf")), dict(shorter=4),
+                                 dict(shorter=64.5)])
 def test_a_readout_refuses_nonsense(bad):
     with pytest.raises(ValueError):
         readout.Readout(**bad)
@@ -60,6 +74,21 @@ def test_a_readout_refuses_nonsense(bad):
 def test_each_readout_has_its_own_file_name():
     tags = {readout.Readout(gain=g, shorter=s).tag for g in (1.0, 1.5) for s in (None, 64)}
     assert len(tags) == 4 and all("/" not in t and " " not in t for t in tags)
+    assert readout.Readout(shorter=64.0) == readout.Readout(shorter=64)  # one readout, one cache file
+
+
+def test_a_readout_forwards_the_models_own_keywords():
+    seen = {}
+
+    class Styled(_Painter):
+        def colorize(self, gray, global_from=None):
+            seen["global_from"] = global_from
+            return super().colorize(gray)
+
+    wrapped = readout.Readout(gain=1.5).wrap(Styled())
+    style = _gray(seed=1)
+    wrapped.colorize(_gray(), global_from=style)
+    assert seen["global_from"] is style and wrapped.takes("global_from") and not wrapped.takes("native")
 
 
 def test_scores_are_cached_in_the_runs_folder_and_the_identity_is_the_runs_own(monkeypatch):
@@ -70,9 +99,22 @@ def test_scores_are_cached_in_the_runs_folder_and_the_identity_is_the_runs_own(m
     vivid = readout.score(run, readout.Readout(gain=1.5), s)
     assert len(list(run.dir.glob(f"{readout.Readout(gain=1.5).tag}-*.csv"))) == 1
     assert (vivid["colorfulness_ratio"] > own["colorfulness_ratio"]).all()
+    close = readout.score(run, readout.Readout(gain=1.5000001), s)  # the same tag, another readout: scored anew
+    assert len(list(run.dir.glob(f"{readout.Readout(gain=1.5).tag}-*.csv"))) == 2
+    assert not close["colorfulness_ratio"].equals(own["colorfulness_ratio"])
     monkeypatch.setattr(study, "evaluate", lambda *a, **k: pytest.fail("scored again"))
     pd.testing.assert_frame_equal(readout.score(run, readout.Readout(gain=1.5), s), vivid)
+
+
+def test_the_training_scale_is_the_decoded_size_else_the_nets_own():
+    run = experiments.get("iizuka2016", "smoke", seed=0, progress=False)
     assert readout.training_scale(run) == run.train_config["data_size"]
+
+    class Bare:  # a run whose photos were decoded at the net's working size
+        train_config = {"data_size": None}
+        model = run.model
+
+    assert readout.training_scale(Bare()) == run.model.cfg.train_size
 
 
 def test_the_sweep_labels_each_readout_and_its_targets_group_by_it():
@@ -83,6 +125,8 @@ def test_the_sweep_labels_each_readout_and_its_targets_group_by_it():
     assert list(sweep["readout"]) == list(readouts) and list(sweep["gain"]) == [1.0, 2.0, 1.0]
     assert sweep["colorfulness_ratio"].iloc[1] > sweep["colorfulness_ratio"].iloc[0]
     assert list(budget.vivid_targets(sweep)["readout"]) == list(readouts)
+    goals = budget.targets(sweep, {"psnr_vs_gray": 0.5})
+    assert list(goals["readout"]) == list(readouts) and list(goals["model"]) == ["iizuka2016"] * 3
 
 
 def test_a_claim_can_pair_a_readout_with_the_same_runs():

@@ -89,6 +89,14 @@ def train(pts: list[Point], profile: str = "cpu", workers: int = 1, progress: bo
     return {p: found[p] for p in pts}
 
 
+def eval_sets(profile: str, limit: int | None = 1000) -> list[study.EvalSet]:
+    """The sets a point is scored on: `limit` MiniPlaces validation photos spread over the split (grayscale
+    originals left out) and Kodak24; the smoke profile's own few photos instead."""
+    if profile == "smoke":
+        return [study.load_eval_set("smoke", "val", profiles.eval_limit(profile))]
+    return [study.load_eval_set("miniplaces", "val", limit), study.load_eval_set("kodak24", "all")]
+
+
 def cpu_seconds(run) -> float:
     """Training wall time times the threads the run had (recorded in its metrics; 1 before that was kept)."""
     m = run.metrics
@@ -192,9 +200,13 @@ CHENG_TARGETS = {"psnr_vs_gray": 0.0, "auc_vs_gray": 0.0}  # Cheng et al.: at le
 
 
 def targets(per_seed: pd.DataFrame, goals: dict[str, float] = TARGETS) -> pd.DataFrame:
-    """Per model and set: seed 0 and the mean over seeds of each target's measure, and whether each reaches it."""
+    """Per model (and readout, where the table has one: `readout_sweep`) and set: seed 0 and the mean over
+    seeds of each target's measure, and whether each reaches it."""
     rows = []
-    for (model, dataset), g in per_seed.groupby(["model", "dataset"], sort=False):
+    group = [c for c in ("model", "readout", "dataset") if c in per_seed.columns]
+    for labels, g in per_seed.groupby(group, sort=False):
+        labels = dict(zip(group, labels))
+        dataset = labels["dataset"]
         for measure, goal in goals.items():
             if measure == "top1" and dataset != per_seed["dataset"].iloc[0]:
                 continue  # the scene head's top-1 is the run's own (MiniPlaces val), not the set's
@@ -202,7 +214,7 @@ def targets(per_seed: pd.DataFrame, goals: dict[str, float] = TARGETS) -> pd.Dat
             if values.isna().all():
                 continue
             seed0 = float(values[g["seed"] == g["seed"].min()].iloc[0])
-            rows.append({"model": model, "dataset": dataset, "measure": measure, "target": goal, "seed_0": seed0,
+            rows.append({**labels, "measure": measure, "target": goal, "seed_0": seed0,
                          "mean": float(values.mean()), "seeds": len(values),
                          "reached": bool(seed0 >= goal and values.mean() >= goal)})
     return pd.DataFrame(rows)

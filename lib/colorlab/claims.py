@@ -57,8 +57,9 @@ ABLATIONS = (
     Ablation(f"gain {readout.CLAIMED_GAIN:g}", "full",
              f"extension: the MSE readout's chrominance times {readout.CLAIMED_GAIN:g} colours better",
              "a readout of the trained net (colorlab.readout), not in Iizuka et al.", "iizuka2016"),
-    Ablation("embedding at the training scale", "with embedding",
-             "cpu preset: the classifier embeds each photo at the training photos' scale at test time too",
+    Ablation("at the training scale", "with embedding",
+             "cpu preset: Koalarization colours better when it sees each photo at its training photos' scale, "
+             "where its classifier embedding was learnt",
              "Baldassarre sec. 3.1 embeds the same rescaled input in training and test; our cpu preset's training "
              "embeddings come from 64 px photos", "koalarization2017"),
 )
@@ -91,7 +92,7 @@ def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
 
 
 def claims_on_each_set(variants: dict[str, list], model: str, eval_sets: list, progress: bool = False,
-                       readouts: dict[str, "readout.Readout"] | None = None) -> pd.DataFrame:
+                       readouts: dict[str, readout.Readout] | None = None) -> pd.DataFrame:
     """`ablation_claims` of `variants` ({name: runs, one per seed}) on every evaluation set in turn: each
     set's per-image scores (`study.score_variants`, cached) reduced to seed means, the claims of `model`.
     `readouts` ({name: Readout}) reads the runs of those variants out another way (`readout.score`, cached)."""

@@ -124,6 +124,13 @@ def load_model(name: str | None, checkpoint: str | Path | None = None, run: str 
 
 
 # --- one image ---------------------------------------------------------------------
+def _takes(model, name: str) -> bool:
+    """Whether `model.colorize` (or, for a readout of a model, the model's own) takes the keyword `name`."""
+    if isinstance(model, readout.ReadoutModel):
+        return model.takes(name)
+    return name in inspect.signature(model.colorize).parameters
+
+
 def _gray(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W), (H, W, 1) or (H, W, 3) -> gray (1, 1, H, W) in [0, 1]."""
     image = np.asarray(image)
@@ -147,7 +154,7 @@ def colorize_array(model: nn.Module, image: np.ndarray, size: int | None = None,
     gray = _gray(image)
     kwargs = {}
     if global_from is not None:
-        if "global_from" not in inspect.signature(model.colorize).parameters:
+        if not _takes(model, "global_from"):
             raise ValueError(f"{type(model).__name__} has no global features to take from another image")
         kwargs["global_from"] = _gray(global_from)
     with torch.inference_mode():
@@ -227,8 +234,10 @@ def run(args: argparse.Namespace) -> int:
     if args.size is not None and args.size < 8:
         print(f"colorlab colorize: --size must be at least 8, got {args.size}", file=sys.stderr)
         return 2
-    if not 0 <= args.gain < float("inf"):
-        print(f"colorlab colorize: --gain must be a finite number >= 0, got {args.gain}", file=sys.stderr)
+    try:
+        chroma = readout.Readout(gain=args.gain)
+    except ValueError as err:
+        print(f"colorlab colorize: --gain: {err}", file=sys.stderr)
         return 2
     checkpoint = args.checkpoint
     if checkpoint is None and args.run is None and not args.random_weights:
@@ -245,11 +254,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.random_weights:
         print("WARNING: untrained model (--random-weights): outputs are for timing/demo only", file=sys.stderr)
-    if style is not None and "global_from" not in inspect.signature(model.colorize).parameters:
+    if style is not None and not _takes(model, "global_from"):
         print(f"colorlab colorize: {type(model).__name__} cannot take global features from another image", file=sys.stderr)
         return 2
-    if args.gain != 1.0:
-        model = readout.Readout(gain=args.gain).wrap(model)
+    if not chroma.is_identity:
+        model = chroma.wrap(model)
     outcome = colorize_paths(model, args.inputs, args.out, size=args.size, global_from=style, progress=not args.quiet)
     print(f"wrote {len(outcome.written)} images to {args.out}")
     if outcome.skipped:

@@ -8,16 +8,17 @@
 Two knobs, each an extension of the study (not a paper's method), each with its own rows in
 notebook 10:
 
-- **gain**: the predicted chrominance (Lab a, b) times a constant, applied after the network. A
+- **gain**: the a, b of the model's output colours times a constant, applied after the network (the
+  output is sRGB, already clipped to the gamut by the model; the scaled colours are clipped again). A
   network trained on the mean squared error predicts the mean of the plausible colours, which is
   grayer than any of them. Were its prediction p exactly that conditional mean, the error of g p
   would exceed the error of p by (g - 1)^2 E[p^2], while the gain over gray is E[p^2]: a gain of
   1.3 would keep 91 % of the improvement over gray. Notebook 10 measures how far a trained cpu
-  preset is from that (its colours are not calibrated means, so the gain costs more on photos like
-  its training ones, and less on photos it hedges on). The gain is a readout knob like Zhang et
-  al.'s temperature, swept after training; it is an extension, not a paper's method.
+  preset is from that. The gain is a readout knob like Zhang et al.'s temperature, swept after
+  training; it is an extension, not a paper's method. It works on any model's output (Lab, YUV or
+  RGB nets alike), at the price of reading the chrominance after the model's own clipping.
 - **shorter**: the network runs on the photo resized so that its shorter side has this many
-  pixels, and its chrominance is upsampled to the photo (`color.to_working` / `color.from_working`,
+  pixels (never enlarged), and its chrominance is upsampled to the photo (`color.to_working` / `color.from_working`,
   the study's one pre/post pair). Koalarization's cpu preset computed the classifier embedding of
   each training photo from the 64 px decoded photo; at test time its `colorize` embeds the full-size
   photo, a sharper image than any it learnt from. `Readout(shorter=64)` shows it the photo at the
@@ -29,9 +30,10 @@ scores through `study.evaluate` like any method.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+import math
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 
 from colorlab import color
@@ -47,10 +49,12 @@ class Readout:
     shorter: int | None = None  # pixels of the shorter side the net runs at; None = the model's own rule
 
     def __post_init__(self):
-        if not np.isfinite(self.gain) or self.gain < 0:
+        if not math.isfinite(self.gain) or self.gain < 0:
             raise ValueError(f"gain must be a finite number >= 0, got {self.gain}")
-        if self.shorter is not None and self.shorter < 8:
-            raise ValueError(f"shorter must be at least 8 pixels, got {self.shorter}")
+        if self.shorter is not None and (self.shorter != int(self.shorter) or self.shorter < 8):
+            raise ValueError(f"shorter must be a whole number of pixels, at least 8, got {self.shorter}")
+        if self.shorter is not None:
+            object.__setattr__(self, "shorter", int(self.shorter))  # 64.0 and 64 are one readout
 
     @property
     def is_identity(self) -> bool:
@@ -58,7 +62,7 @@ class Readout:
 
     @property
     def tag(self) -> str:
-        """A file-name-safe name of this readout (its cached scores carry it)."""
+        """A file-name-safe, readable name of this readout (its cached scores carry it, beside a key of its values)."""
         return f"readout-g{self.gain:g}" + ("" if self.shorter is None else f"-s{self.shorter}")
 
     def wrap(self, model) -> "ReadoutModel":
@@ -72,16 +76,22 @@ class ReadoutModel:
         self.model, self.readout = model, readout
 
     @torch.no_grad()
-    def colorize(self, gray: torch.Tensor, global_from: torch.Tensor | None = None) -> torch.Tensor:
-        """gray (B, 1, H, W) in [0, 1] -> sRGB (B, 3, H, W) with the input's lightness; `global_from` is passed
-        on to a model that takes it (Iizuka et al.'s style transfer)."""
-        r, extra = self.readout, ({} if global_from is None else {"global_from": global_from})
+    def colorize(self, gray: torch.Tensor, **kwargs) -> torch.Tensor:
+        """gray (B, 1, H, W) in [0, 1] -> sRGB (B, 3, H, W) with the input's lightness; keyword arguments go to
+        the model's own `colorize` (Iizuka et al.'s `global_from`, Koalarization's `native`)."""
+        r = self.readout
         if r.is_identity:
-            return self.model.colorize(gray, **extra)
+            return self.model.colorize(gray, **kwargs)
         net_gray = gray if r.shorter is None else color.to_working(
             gray, color.working_size(tuple(gray.shape[-2:]), shorter=r.shorter))  # (B, 1, h, w)
-        ab = color.rgb_to_lab(self.model.colorize(net_gray, **extra).float())[:, 1:]  # (B, 2, h, w)
+        rgb = self.model.colorize(net_gray, **kwargs)  # (B, 3, h, w)
+        with torch.autocast(gray.device.type, enabled=False):
+            ab = color.rgb_to_lab(rgb.float())[:, 1:]  # (B, 2, h, w)
         return color.from_working(gray, r.gain * ab, "lab")  # (B, 3, H, W)
+
+    def takes(self, name: str) -> bool:
+        """Whether the wrapped model's `colorize` takes the keyword `name`."""
+        return name in inspect.signature(self.model.colorize).parameters
 
 
 def training_scale(run) -> int:
@@ -91,12 +101,12 @@ def training_scale(run) -> int:
 
 def score(run, readout: Readout | None, eval_set, progress: bool = False):
     """Per-image metrics of `run` read out by `readout` on `eval_set` (`study.evaluate`'s columns), cached in
-    the run's folder under the readout's tag and a key of this module's code; the identity readout is the
-    run's own cached score (`study.evaluate_run`)."""
+    the run's folder under the readout's tag and a key of its values and of this module's code; the identity
+    readout is the run's own cached score (`study.evaluate_run`)."""
     from colorlab import keys, study
 
     if readout is None or readout.is_identity:
         return study.evaluate_run(run, eval_set, progress=progress)
-    code = keys.key({}, [__name__])[:8]
-    return study.evaluate_cached({run.model_name: readout.wrap(run.model)}, eval_set, run.dir, f"{readout.tag}-{code}",
+    key = keys.key(asdict(readout), [__name__])[:8]
+    return study.evaluate_cached({run.model_name: readout.wrap(run.model)}, eval_set, run.dir, f"{readout.tag}-{key}",
                                  progress)
