@@ -39,10 +39,9 @@ def test_the_identity_readout_is_the_models_own_and_gain_1_round_trips():
 
 def test_a_gain_past_the_gamut_is_clipped_to_it():
     painter, gray = _Painter(ab=(60.0, 60.0)), _gray()  # a saturated orange: x2 leaves the sRGB gamut
-    out = readout.Readout(gain=2.0).wrap(painter).colorize(gray)
-    assert out.min() >= 0 and out.max() <= 1
     own = color.rgb_to_lab(painter.colorize(gray))[:, 1:].norm(dim=1).mean()
-    assert color.rgb_to_lab(out)[:, 1:].norm(dim=1).mean() > own  # more vivid, if not 2x (the gamut)
+    vivid = color.rgb_to_lab(readout.Readout(gain=2.0).wrap(painter).colorize(gray))[:, 1:].norm(dim=1).mean()
+    assert own < vivid < 1.9 * own  # more vivid, but held inside the gamut: well short of twice the chroma
 
 
 def test_a_gain_scales_the_chrominance_and_keeps_the_photos_lightness():

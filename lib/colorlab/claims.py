@@ -94,15 +94,12 @@ def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
 def claims_on_each_set(variants: dict[str, list], model: str, eval_sets: list, progress: bool = False,
                        readouts: dict[str, readout.Readout] | None = None) -> pd.DataFrame:
     """`ablation_claims` of `variants` ({name: runs, one per seed}) on every evaluation set in turn: each
-    set's per-image scores (`study.score_variants`, cached) reduced to seed means, the claims of `model`.
-    `readouts` ({name: Readout}) reads the runs of those variants out another way (`readout.score`, cached)."""
-    def scored(s):
-        if not readouts:
-            return study.score_variants(variants, s, progress=progress)
-        return pd.concat([readout.score(run, readouts.get(name), s).assign(variant=name, seed=run.train_config["seed"])
-                          for name, runs in variants.items() for run in runs], ignore_index=True)
-
-    means = study.per_seed(pd.concat([scored(s) for s in eval_sets]))
+    set's per-image scores (`readout.score`: each run's own cached score, or, for the variants named in
+    `readouts` ({name: Readout}), its runs read out another way) reduced to seed means, the claims of `model`."""
+    readouts = readouts or {}
+    means = study.per_seed(pd.concat([
+        readout.score(run, readouts.get(name), s, progress).assign(variant=name, seed=run.train_config["seed"])
+        for s in eval_sets for name, runs in variants.items() for run in runs], ignore_index=True))
     return pd.concat([ablation_claims(means, {model: s.dataset}) for s in eval_sets])
 
 
