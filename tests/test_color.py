@@ -132,3 +132,19 @@ def test_yuv_unit_normalisation_covers_gamut():
     unit = color.yuv_uv_to_unit(uv)
     assert unit.min() >= -1e-9 and unit.max() <= 1 + 1e-9
     assert torch.allclose(color.yuv_unit_to_uv(unit), uv)
+
+
+def test_u8_to_ab_equals_rgb_to_lab_on_every_kind_of_colour():
+    rng = np.random.default_rng(0)
+    # random colours, the grey axis, and the levels around the gamma and f(t) breakpoints
+    levels = np.arange(256, dtype=np.uint8)
+    rgb = np.concatenate([rng.integers(0, 256, (4096, 3), dtype=np.uint8), np.repeat(levels[:, None], 3, axis=1),
+                          np.stack((levels, levels[::-1], np.full(256, 7, np.uint8)), axis=-1)])
+    expected = color.rgb_to_lab(color.to_float(rgb[None], dtype=torch.float64))[0, 1:, 0].T.numpy()  # (n, 2)
+    np.testing.assert_allclose(color.u8_to_ab(rgb), expected, rtol=0, atol=1e-9)
+    assert color.u8_to_ab(rgb.reshape(8, -1, 3)).shape == (8, rgb.shape[0] // 8, 2)
+
+
+def test_u8_to_ab_rejects_float_images():
+    with pytest.raises(ValueError, match="uint8"):
+        color.u8_to_ab(np.zeros((2, 2, 3)))

@@ -80,6 +80,26 @@ def test_colorize_keeps_the_input_lightness():
     assert lab[:, 1:].sub(128 * np.tanh(0.1)).abs().max() < 0.05
 
 
+def test_colorize_embeds_the_photo_the_encoder_sees(random_classifier):
+    """Training embeds the training-size photos; colourising embeds the photo resized for the encoder
+    (train_size, or its own size rounded to 8 with native), never the full-resolution one."""
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, rgb, size):
+            seen.append((tuple(rgb.shape[-2:]), size))
+            return random_classifier(rgb, size=size)
+
+    net = _model()
+    net.set_classifier(Recording())
+    gray = torch.rand(1, 1, 90, 130)
+    with torch.no_grad():
+        net.colorize(gray)
+        net.colorize(gray, native=True)
+    side = SMOKE.train_size
+    assert seen == [((side, side), SMOKE.embed_size), ((88, 128), SMOKE.embed_size)]
+
+
 def test_loss_is_the_papers_mse_on_ab_over_128():
     net = _model(replace(SMOKE, use_embedding=False))
     rgb = torch.rand(2, 3, 32, 32)

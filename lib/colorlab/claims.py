@@ -53,15 +53,10 @@ ABLATIONS = (
     # the vividness extension (colorlab.models.iizuka_zhang2016), against the paper's MSE
     Ablation("Zhang et al. loss", "full", "extension: Zhang et al.'s rebalanced ab classification colours better than MSE",
              "Zhang et al. 2016 sec. 3.1-3.2 (an extension, not in Iizuka et al.)", "iizuka2016"),
-    # readouts of the same weights (colorlab.readout, notebook 10): an extension and a fix of a cpu-preset mismatch
+    # a readout of the same weights (colorlab.readout, notebook 10): an extension
     Ablation(f"gain {readout.CLAIMED_GAIN:g}", "full",
              f"extension: the MSE readout's chrominance times {readout.CLAIMED_GAIN:g} colours better",
              "a readout of the trained net (colorlab.readout), not in Iizuka et al.", "iizuka2016"),
-    Ablation("at the training scale", "with embedding",
-             "cpu preset: Koalarization colours better when it sees each photo at its training photos' scale, "
-             "where its classifier embedding was learnt",
-             "Baldassarre sec. 3.1 embeds the same rescaled input in training and test; our cpu preset's training "
-             "embeddings come from 64 px photos", "koalarization2017"),
 )
 
 

@@ -19,10 +19,11 @@ notebook 10:
   RGB nets alike), at the price of reading the chrominance after the model's own clipping.
 - **shorter**: the network runs on the photo resized so that its shorter side has this many
   pixels (never enlarged), and its chrominance is upsampled to the photo (`color.to_working` / `color.from_working`,
-  the study's one pre/post pair). Koalarization's cpu preset computed the classifier embedding of
-  each training photo from the 64 px decoded photo; at test time its `colorize` embeds the full-size
-  photo, a sharper image than any it learnt from. `Readout(shorter=64)` shows it the photo at the
-  training scale (notebook 10 measures both nets with it).
+  the study's one pre/post pair). A fully convolutional net (Iizuka et al.'s) can be run at the scale
+  of its training photos instead of the photo's own (`training_scale`; notebook 10 measures both nets
+  with it). This readout found that Koalarization's `colorize` embedded the full-size photo while its
+  training embeddings came from the small training photos; its `colorize` now embeds the photo its
+  encoder sees.
 
 The wrapped model keeps the trained one's parameters (nothing is copied) and offers `colorize`, so it
 scores through `study.evaluate` like any method.

@@ -9,7 +9,7 @@ outputs, `colorlab.models.mobilenet_v2`), and records which in the config.
 
 Training reads the embedding from `batch["embedding"]` (precomputed once per
 image by `colorlab.embeddings`, on the un-augmented image: see there);
-`colorize(gray)` computes it itself. `use_embedding=False` is the ablation:
+`colorize(gray)` computes it itself, from the photo the encoder sees. `use_embedding=False` is the ablation:
 the same network without the classifier.
 
 Sizes: the paper scales every image to 224 x 224 for the encoder (Fig. 1).
@@ -161,12 +161,15 @@ class Koalarization2017(nn.Module):
         The net sees the gray photo squash-resized to train_size (the paper's
         224 x 224), or with `native` its own size rounded to a multiple of 8; the
         predicted ab is resized bilinearly to H x W and joined with the full-res L.
+        The classifier embeds that same resized photo (at `embed_size`), as in
+        training, where it embeds the training-size photos (sec. 3.1: the 224 x 224
+        image, rescaled for the classifier), not the full-resolution one.
         """
         gray = gray.float()
         hw = tuple(gray.shape[-2:])
         size = color.working_size(hw, multiple=8) if native else color.working_size(hw, square=self.cfg.train_size)
         net_in = color.to_working(gray, size)  # (B, 1, h, w)
-        emb = self.embed(gray) if self.cfg.use_embedding else None  # (B, 1001), from the full-res photo
+        emb = self.embed(net_in) if self.cfg.use_embedding else None  # (B, 1001), of the photo the encoder sees
         dtype = next(self.parameters()).dtype
         out = self(color.koala_L_to_input(color.gray_to_L(net_in)).to(dtype), emb)  # (B, 2, 8 ceil(h/8), ..)
         ab = color.koala_target_to_ab(out[..., : size[0], : size[1]].float())  # (B, 2, h, w)
