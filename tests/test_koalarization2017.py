@@ -82,7 +82,7 @@ def test_colorize_keeps_the_input_lightness():
 
 def test_colorize_embeds_the_photo_the_encoder_sees(random_classifier):
     """Training embeds the training-size photos; colourising embeds the photo resized for the encoder
-    (train_size, or its own size rounded to 8 with native), never the full-resolution one."""
+    (train_size; with native, its own size rounded to 8), not the photo as it was passed in."""
     seen = []
 
     class Recording(torch.nn.Module):

@@ -2,7 +2,8 @@
 
 All functions take and return batched torch tensors `(B, 3, H, W)` (or
 `(B, 1, H, W)` / `(B, 2, H, W)` for single channels), work in float32 and
-float64 and are differentiable. The CIE constants are scikit-image's
+float64 and are differentiable; the exceptions are the 8-bit helpers at the
+end and `u8_to_ab` (numpy, for scoring). The CIE constants are scikit-image's
 (`skimage.color`: sRGB primaries, D65 white, the 0.008856 / 7.787 linear
 segment), so results agree with it to float64 rounding.
 

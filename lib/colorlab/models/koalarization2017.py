@@ -9,8 +9,8 @@ outputs, `colorlab.models.mobilenet_v2`), and records which in the config.
 
 Training reads the embedding from `batch["embedding"]` (precomputed once per
 image by `colorlab.embeddings`, on the un-augmented image: see there);
-`colorize(gray)` computes it itself, from the photo the encoder sees. `use_embedding=False` is the ablation:
-the same network without the classifier.
+`colorize(gray)` computes it itself, from the photo the encoder sees.
+`use_embedding=False` is the ablation: the same network without the classifier.
 
 Sizes: the paper scales every image to 224 x 224 for the encoder (Fig. 1).
 `colorize` does the same at `cfg.train_size` (squash, antialiased), upsamples
@@ -161,9 +161,10 @@ class Koalarization2017(nn.Module):
         The net sees the gray photo squash-resized to train_size (the paper's
         224 x 224), or with `native` its own size rounded to a multiple of 8; the
         predicted ab is resized bilinearly to H x W and joined with the full-res L.
-        The classifier embeds that same resized photo (at `embed_size`), as in
-        training, where it embeds the training-size photos (sec. 3.1: the 224 x 224
-        image, rescaled for the classifier), not the full-resolution one.
+        The classifier embeds that same resized photo (at `embed_size`). Without
+        `native` that is the photo at the training size, as the training embeddings
+        are (sec. 3.1: the 224 x 224 image, rescaled for the classifier); with
+        `native` it is the photo at its own scale, which training never showed it.
         """
         gray = gray.float()
         hw = tuple(gray.shape[-2:])
