@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from colorlab import baselines, budget, experiments, runs, study
+from colorlab import baselines, budget, experiments, readout, runs, study
 
 
 def test_the_grid_covers_two_recipes_two_widths_and_a_tenfold_budget():
@@ -144,3 +144,29 @@ def test_chengs_target_is_gray_on_psnr_and_auc():
     t = budget.targets(per_seed, budget.CHENG_TARGETS).set_index(["dataset", "measure"])
     assert set(t.index.get_level_values("measure")) == {"psnr_vs_gray", "auc_vs_gray"}
     assert t.loc[("sun8", "psnr_vs_gray"), "reached"] and not t.loc[("miniplaces", "psnr_vs_gray"), "reached"]
+
+
+@pytest.mark.slow
+def test_runs_scored_side_by_side_land_in_their_caches_with_the_scores_one_process_makes(monkeypatch):
+    pts = budget.points("iizuka2016", "smoke", widths=(1 / 16,), max_steps=10)
+    trained = list(budget.train(pts, "smoke", progress=False).values())
+    s = study.load_eval_set("smoke", "val", 4)
+    study.score_runs(trained, [s], workers=2)
+    readouts = {"own": readout.Readout(), "vivid": readout.Readout(gain=1.5)}
+    sweep = budget.readout_sweep(trained, readouts, [s], workers=2)  # the gain's scores made in the workers
+    fresh = {(run.key, name): study.evaluate({run.model_name: r.wrap(run.model)}, s, progress=False)
+             for run in trained for name, r in readouts.items()}
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("a run was scored again instead of read from its cache")
+
+    monkeypatch.setattr(study, "evaluate", not_again)
+    study.score_runs(trained, [s], workers=2)  # every score cached: no worker starts
+    pd.testing.assert_frame_equal(budget.readout_sweep(trained, readouts, [s], workers=2), sweep)
+    for run in trained:
+        for name, r in readouts.items():
+            cached = readout.score(run, r, s)
+            pd.testing.assert_frame_equal(cached.drop(columns="seconds"), fresh[run.key, name].drop(columns="seconds"),
+                                          rtol=1e-6)
+    assert sweep.groupby("readout")["colorfulness_ratio"].mean()["vivid"] > sweep.groupby("readout")[
+        "colorfulness_ratio"].mean()["own"]

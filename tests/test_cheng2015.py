@@ -4,6 +4,7 @@ the pixel samples, the runs of its experiment and notebook 01's study."""
 from dataclasses import asdict, replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -323,3 +324,11 @@ def test_benchmark_times_the_parser_on_every_repeat():
     # per size: the warm-up, then semantic_map and colorize in each repeat, none served from memory
     assert len(calls) == 2 * (1 + 2 * 2)
     assert all(v["semantic_s"] > 0 for v in out["sizes"].values())
+
+
+@pytest.mark.slow
+def test_feature_ablation_side_by_side_trains_and_scores_as_one_process_does(tmp_path, monkeypatch):
+    one = study01.feature_ablation("smoke", seeds=(0, 1), progress=False)
+    monkeypatch.setenv("COLORLAB_CACHE", str(tmp_path / "again"))  # nothing trained or scored there
+    two = study01.feature_ablation("smoke", seeds=(0, 1), progress=False, workers=2)
+    pd.testing.assert_frame_equal(two.drop(columns="seconds"), one.drop(columns="seconds"), rtol=1e-6)

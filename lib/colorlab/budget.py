@@ -21,10 +21,13 @@ one-thread minutes; on a machine shared with other work they grow.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
+import torch
 
 from colorlab import baselines, data, experiments, profiles, settings, study
 
@@ -108,12 +111,35 @@ def gray_scores(eval_set: study.EvalSet) -> pd.DataFrame:
     return study.evaluate_cached({"gray": baselines.GrayBaseline()}, eval_set, settings.cache_dir() / "baselines", "gray")
 
 
+def _score_uncached(run, eval_set: study.EvalSet) -> None:
+    study.evaluate({run.model_name: run.model}, eval_set, progress=False)
+
+
+def scoring_layouts(trained: list, eval_sets: list[study.EvalSet]) -> dict:
+    """Wall seconds to score every run on every set, uncached: one process on this process's threads against
+    two one-thread processes side by side (`study.side_by_side`, what the notebooks' `workers` do), each job
+    loading its run's weights as a worker does. Call it from a script under `if __name__ == "__main__":`."""
+    jobs = [(replace(run, _model=None), s) for s in eval_sets for run in trained]
+    seconds = {}
+    for workers in (1, 2):
+        start = time.perf_counter()
+        study.side_by_side(_score_uncached, jobs, workers)
+        seconds[workers] = time.perf_counter() - start
+    return {"runs": len(trained), "images": {s.dataset: len(s) for s in eval_sets}, "threads": torch.get_num_threads(),
+            "one_process_s": seconds[1], "two_workers_s": seconds[2], "speedup": seconds[1] / seconds[2]}
+
+
 def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSet], progress: bool,
-                  score=None) -> pd.DataFrame:
+                  score=None, workers: int = 1) -> pd.DataFrame:
     """One row per (labelled run, set): the labels, CPU-minutes, scene top-1, each metric and its difference from gray.
 
-    `score(labels, run, eval_set)` gives the per-image scores (default: `study.evaluate_run`, cached)."""
-    score = score or (lambda labels, run, s: study.evaluate_run(run, s, progress=progress))
+    `score(labels, run, eval_set)` gives the per-image scores (default: `study.evaluate_run`, cached; the
+    runs not yet scored are scored first, `workers` at a time: `study.score_runs`)."""
+    if score is None:
+        study.score_runs([run for _, run in named], eval_sets, workers, progress)
+
+        def score(labels, run, s):
+            return study.evaluate_run(run, s, progress=progress)
     rows = []
     for s in eval_sets:
         gray = study.summarize(gray_scores(s)).iloc[0]
@@ -127,18 +153,20 @@ def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSe
     return pd.DataFrame(rows)
 
 
-def curve(trained: dict[Point, object], eval_sets: list[study.EvalSet], progress: bool = False) -> pd.DataFrame:
-    """One row per (point, evaluation set): the point, its CPU-minutes, each metric and its difference from gray."""
-    return _quality_rows([(asdict(p), run) for p, run in trained.items()], eval_sets, progress)
+def curve(trained: dict[Point, object], eval_sets: list[study.EvalSet], progress: bool = False,
+          workers: int = 1) -> pd.DataFrame:
+    """One row per (point, evaluation set): the point, its CPU-minutes, each metric and its difference from gray
+    (scored `workers` at a time)."""
+    return _quality_rows([(asdict(p), run) for p, run in trained.items()], eval_sets, progress, workers=workers)
 
 
 def preset_seeds(models: list[str], profile: str, seeds: list[int], eval_sets: list[study.EvalSet],
                  workers: int = 1, progress: bool = False) -> pd.DataFrame:
-    """Each model's `profile` preset at every seed (trained side by side when workers > 1), scored as `curve`."""
+    """Each model's `profile` preset at every seed (trained and scored side by side when workers > 1), as `curve`."""
     requests = [(m, {"seed": s}) for m in models for s in seeds]
     trained = experiments.get_all(requests, profile, workers, progress)
     return _quality_rows([({"model": m, "seed": kw["seed"]}, run) for (m, kw), run in zip(requests, trained)],
-                         eval_sets, progress)
+                         eval_sets, progress, workers=workers)
 
 
 # Readout temperatures of the vividness extension's sweep: the paper's 0.38 (Zhang et al. sec. 3.2) up to
@@ -147,10 +175,17 @@ TEMPERATURES = (0.38, 0.5, 0.7, 1.0)
 
 
 def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
-                      temperatures: tuple[float, ...] = TEMPERATURES, progress: bool = False) -> pd.DataFrame:
+                      temperatures: tuple[float, ...] = TEMPERATURES, progress: bool = False,
+                      workers: int = 1) -> pd.DataFrame:
     """Each run of the vividness extension read out at every temperature (inference only: the same
-    weights), scored as `curve` with `seed` and `temperature` columns; cached in each run's folder."""
+    weights), scored as `curve` with `seed` and `temperature` columns; cached in each run's folder
+    (what is not yet cached is scored `workers` at a time)."""
     from colorlab.experiments import iizuka_zhang2016 as extension
+
+    own = {run.model.cfg.temperature for run in extension_runs}  # a run's own readout is its own cached score
+    study.score_runs(extension_runs, eval_sets, workers, progress,
+                     {"eval": None, **{f"eval-T{t:g}": partial(extension.with_temperature, temperature=t)
+                                       for t in temperatures if t not in own}})
 
     def score(labels, run, s):
         t = labels["temperature"]
@@ -164,10 +199,15 @@ def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
     return _quality_rows(named, eval_sets, progress, score)
 
 
-def readout_sweep(trained: list, readouts: dict, eval_sets: list[study.EvalSet], progress: bool = False) -> pd.DataFrame:
+def readout_sweep(trained: list, readouts: dict, eval_sets: list[study.EvalSet], progress: bool = False,
+                  workers: int = 1) -> pd.DataFrame:
     """Each run read out by each of `readouts` ({label: `readout.Readout`}; inference only, the same weights),
-    scored as `curve` with columns seed, readout, gain and shorter; cached in each run's folder."""
+    scored as `curve` with columns seed, readout, gain and shorter; cached in each run's folder (what is not yet
+    cached is scored `workers` at a time)."""
     from colorlab import readout
+
+    study.score_runs(trained, eval_sets, workers, progress,
+                     {readout.cache_tag(r): None if r.is_identity else r.wrap for r in readouts.values()})
 
     def score(labels, run, s):
         return readout.score(run, readouts[labels["readout"]], s, progress)
@@ -314,7 +354,7 @@ def cheng_photo_runs(profile: str, seeds: list[int], workers: int = 1,
 
 def cheng_curve(pts: list[ChengPoint], profile: str, eval_sets: list[study.EvalSet], workers: int = 1,
                 progress: bool = False) -> pd.DataFrame:
-    """Each point trained once (workers side by side) and scored as `curve`, with the reference photos it had (a
+    """Each point trained once and scored as `curve` (both `workers` side by side), with the reference photos it had (a
     grayscale original in a subset is left out) and its training pixels (those photos x pixels per photo)."""
     requests = [p.request(profile) for p in pts]
     trained = experiments.get_all(requests, profile, workers, progress)
@@ -323,4 +363,4 @@ def cheng_curve(pts: list[ChengPoint], profile: str, eval_sets: list[study.EvalS
         spec = kw["data"]
         had = len(data.decoded(spec.name, spec.split, spec.size, spec.limit, progress=False).rgb)
         named.append(({**asdict(p), "reference_photos": had, "training_pixels": had * p.pixels}, run))
-    return _quality_rows(named, eval_sets, progress)
+    return _quality_rows(named, eval_sets, progress, workers=workers)

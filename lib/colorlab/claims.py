@@ -87,11 +87,14 @@ def ablation_claims(seed_means: pd.DataFrame, datasets: dict[str, str],
 
 
 def claims_on_each_set(variants: dict[str, list], model: str, eval_sets: list, progress: bool = False,
-                       readouts: dict[str, readout.Readout] | None = None) -> pd.DataFrame:
+                       readouts: dict[str, readout.Readout] | None = None, workers: int = 1) -> pd.DataFrame:
     """`ablation_claims` of `variants` ({name: runs, one per seed}) on every evaluation set in turn: each
     set's per-image scores (`readout.score`: each run's own cached score, or, for the variants named in
-    `readouts` ({name: Readout}), its runs read out another way) reduced to seed means, the claims of `model`."""
+    `readouts` ({name: Readout}), its runs read out another way) reduced to seed means, the claims of `model`.
+    Own scores not yet cached are made first, `workers` at a time (`study.score_runs`)."""
     readouts = readouts or {}
+    study.score_runs([run for name, runs in variants.items() if name not in readouts for run in runs], eval_sets,
+                     workers, progress)
     means = study.per_seed(pd.concat([
         readout.score(run, readouts.get(name), s, progress).assign(variant=name, seed=run.train_config["seed"])
         for s in eval_sets for name, runs in variants.items() for run in runs], ignore_index=True))

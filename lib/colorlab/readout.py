@@ -100,14 +100,22 @@ def training_scale(run) -> int:
     return int(run.train_config.get("data_size") or run.model.cfg.train_size)
 
 
+def cache_tag(readout: Readout | None) -> str:
+    """The tag of a readout's cached scores in a run's folder: the readout's name and a key of its values and of
+    this module's code; "eval" (the run's own score, `study.evaluate_run`) for the identity readout."""
+    from colorlab import keys
+
+    if readout is None or readout.is_identity:
+        return "eval"
+    return f"{readout.tag}-{keys.key(asdict(readout), [__name__])[:8]}"
+
+
 def score(run, readout: Readout | None, eval_set, progress: bool = False):
     """Per-image metrics of `run` read out by `readout` on `eval_set` (`study.evaluate`'s columns), cached in
-    the run's folder under the readout's tag and a key of its values and of this module's code; the identity
-    readout is the run's own cached score (`study.evaluate_run`)."""
-    from colorlab import keys, study
+    the run's folder under `cache_tag(readout)`; the identity readout is the run's own cached score."""
+    from colorlab import study
 
     if readout is None or readout.is_identity:
         return study.evaluate_run(run, eval_set, progress=progress)
-    key = keys.key(asdict(readout), [__name__])[:8]
-    return study.evaluate_cached({run.model_name: readout.wrap(run.model)}, eval_set, run.dir, f"{readout.tag}-{key}",
+    return study.evaluate_cached({run.model_name: readout.wrap(run.model)}, eval_set, run.dir, cache_tag(readout),
                                  progress)

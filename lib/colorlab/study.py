@@ -10,11 +10,14 @@ originals have no colour ground truth: they are skipped and counted.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -146,6 +149,13 @@ def set_digest(eval_set: EvalSet) -> str:
     return hashlib.sha256("\n".join([eval_set.dataset, eval_set.split, *eval_set.names]).encode()).hexdigest()[:12]
 
 
+def score_path(eval_set: EvalSet, folder, tag: str) -> Path:
+    """Where `evaluate_cached` keeps the scores of `folder`'s methods under `tag` on `eval_set`."""
+    digest = set_digest(eval_set)
+    code = keys.key({"tag": tag, "images": digest}, [__name__])[:16]
+    return Path(folder) / f"{tag}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{digest}_{code}.csv"
+
+
 def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: str, progress: bool = False) -> pd.DataFrame:
     """`evaluate`, kept in `folder` (a run's folder, keyed by everything that made its weights).
 
@@ -153,9 +163,7 @@ def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: 
     of the scoring code (`colorlab.keys`: this module and all it imports), so a cached score
     is never stale while `folder` stands for the methods.
     """
-    digest = set_digest(eval_set)
-    code = keys.key({"tag": tag, "images": digest}, [__name__])[:16]
-    path = Path(folder) / f"{tag}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{digest}_{code}.csv"
+    path = score_path(eval_set, folder, tag)
     if path.exists():
         return pd.read_csv(path)
     df = evaluate(methods, eval_set, progress=progress)
@@ -168,8 +176,54 @@ def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame
     return evaluate_cached({run.model_name: run.model}, eval_set, run.dir, "eval", progress)
 
 
-def score_variants(variants: dict[str, list], eval_set: EvalSet, progress: bool = True) -> pd.DataFrame:
-    """Per-image metrics for every run of every variant: adds columns `variant` and `seed`."""
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)  # Cheng et al.'s features filter with OpenCV
+
+
+def side_by_side(fn: Callable, jobs: list[tuple], workers: int = 1, progress: bool = False, desc: str = "scoring") -> None:
+    """`fn(*job)` for every job: here when workers <= 1 (or one job), else in `workers` processes of one
+    thread each, as `experiments.get_all` trains (on a 2-core CPU two one-thread processes get more done
+    than one on both threads: Cheng et al.'s features are mostly single-threaded numpy and OpenCV). `fn` and
+    the jobs travel to the workers: a module-level function, and arguments that pickle. The workers are
+    spawned, so a script that calls this runs its top level under `if __name__ == "__main__":`."""
+    if workers <= 1 or len(jobs) < 2:
+        for job in tqdm(jobs, desc=desc, disable=not progress, leave=False):
+            fn(*job)
+        return
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited thread pools
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_one_thread) as pool:
+        for _ in tqdm(pool.map(fn, *zip(*jobs)), total=len(jobs), desc=desc, disable=not progress, leave=False):
+            pass
+
+
+def _score(run, tag: str, wrap, eval_set: EvalSet) -> None:
+    method = run.model if wrap is None else wrap(run.model)
+    evaluate_cached({run.model_name: method}, eval_set, run.dir, tag)
+
+
+def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progress: bool = False,
+               readouts: dict[str, Callable | None] | None = None) -> None:
+    """Fill the score cache of every run on every set where it is missing, `workers` at a time (`side_by_side`).
+
+    `readouts` ({tag: wrap}; default {"eval": None}, the run's own score that `evaluate_run` reads): each
+    run is scored as `wrap(run.model)` (the same weights read out another way; None = the model itself),
+    cached in its folder under `tag` (`evaluate_cached`). `wrap` travels to the workers: a module-level
+    function, a bound method or a partial of one.
+    """
+    readouts = readouts or {"eval": None}
+    unique = list({run.key: run for run in trained}.values())
+    jobs = [(run, tag, wrap, s) for s in eval_sets for tag, wrap in readouts.items() for run in unique
+            if not score_path(s, run.dir, tag).exists()]
+    if workers > 1:  # each worker loads the weights it scores
+        jobs = [(replace(run, _model=None), *rest) for run, *rest in jobs]
+    side_by_side(_score, jobs, workers, progress)
+
+
+def score_variants(variants: dict[str, list], eval_set: EvalSet, progress: bool = True, workers: int = 1) -> pd.DataFrame:
+    """Per-image metrics for every run of every variant: adds columns `variant` and `seed` (runs not yet scored
+    are scored `workers` at a time: `score_runs`)."""
+    score_runs([run for run_list in variants.values() for run in run_list], [eval_set], workers)
     frames = []
     for variant, run_list in variants.items():
         for run in tqdm(run_list, desc=f"scoring {variant}", disable=not progress, leave=False):

@@ -42,15 +42,21 @@ def variants(profile: str, seed: int = 0, progress: bool = True) -> dict[str, nn
     return _variant_runs(profile, seed, progress)[0]
 
 
+def _requests(seed: int) -> dict[str, tuple[str, dict]]:
+    """The runs behind `variants` at `seed`: each level of the ablation and the clustered model."""
+    return {**{name: ("cheng2015", {"levels": lv, "seed": seed}) for name, lv in ABLATION.items()},
+            "clustered": ("cheng2015", {"clusters": 1, "seed": seed})}
+
+
 def _variant_runs(profile: str, seed: int, progress: bool) -> tuple[dict[str, nn.Module], Path]:
     """`variants` and the folder of the full model's run (its key covers the preset, the seed and the code)."""
-    trained = {name: experiments.get("cheng2015", profile, progress=progress, levels=lv, seed=seed)
-               for name, lv in ABLATION.items()}
-    out = {name: run.model for name, run in trained.items()}
+    trained = {name: experiments.get(model, profile, progress=progress, **kw)
+               for name, (model, kw) in _requests(seed).items()}
+    out = {name: trained[name].model for name in ABLATION}
     full = out["patch+daisy+semantic"]
     out["no refinement"] = cheng2015.build(replace(full.cfg, refine=False)).eval()  # same weights, no filter
     out["no refinement"].load_state_dict(full.state_dict())
-    out["clustered"] = experiments.get("cheng2015", profile, progress=progress, clusters=1, seed=seed).model
+    out["clustered"] = trained["clustered"].model
     parser = full.parser()
     for model in out.values():  # one parser object: each photo's semantic maps are made once for all
         model.set_parser(parser)
@@ -64,13 +70,33 @@ def eval_sets(profile: str, limit: int | None = None) -> list:
             if d in ("sun8", "miniplaces", "kodak24", "smoke")]
 
 
+def _score_ablation(profile: str, seed: int, eval_set) -> None:
+    """Fill the cache of one seed's `feature_ablation` on one set (a job of `study.side_by_side`)."""
+    methods, folder = _variant_runs(profile, seed, progress=False)
+    study.evaluate_cached(methods, eval_set, folder, "ablation")
+
+
+def _side_by_side(profile: str, seeds, sets: list, workers: int, progress: bool) -> None:
+    """Train every seed's variants not yet trained, then score the (seed, set) pairs not yet cached, `workers`
+    at a time (`experiments.get_all`, `study.side_by_side`)."""
+    requests = {seed: _requests(seed) for seed in seeds}
+    trained = iter(experiments.get_all([r for seed in seeds for r in requests[seed].values()], profile, workers, progress))
+    full = {seed: dict(zip(requests[seed], trained))["patch+daisy+semantic"].dir for seed in seeds}
+    study.side_by_side(_score_ablation, [(profile, seed, s) for seed in seeds for s in sets
+                                         if not study.score_path(s, full[seed], "ablation").exists()], workers, progress)
+
+
 def feature_ablation(profile: str, seeds=(0,), limit: int | None = None, progress: bool = True,
-                     datasets: tuple[str, ...] | None = None) -> pd.DataFrame:
+                     datasets: tuple[str, ...] | None = None, workers: int = 1) -> pd.DataFrame:
     """Per-image scores (colorlab.study columns + seed) of every `variants` model on every eval set
-    (or those named in `datasets`), scored once and cached in the full model's run folder."""
+    (or those named in `datasets`), scored once and cached in the full model's run folder; what is not
+    yet trained is trained, and what is not yet cached scored, `workers` at a time (workers > 1: `_side_by_side`;
+    1: one after another, here)."""
     sets = [s for s in eval_sets(profile, limit) if datasets is None or s.dataset in datasets]
     if not sets:
         raise ValueError(f"no evaluation set among {datasets} at profile {profile!r}")
+    if workers > 1:
+        _side_by_side(profile, seeds, sets, workers, progress)
     frames = []
     for seed in seeds:
         methods, folder = _variant_runs(profile, seed, progress)
