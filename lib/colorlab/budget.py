@@ -182,10 +182,13 @@ def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
     (what is not yet cached is scored `workers` at a time)."""
     from colorlab.experiments import iizuka_zhang2016 as extension
 
-    own = {run.model.cfg.temperature for run in extension_runs}  # a run's own readout is its own cached score
-    study.score_runs(extension_runs, eval_sets, workers, progress,
-                     {"eval": None, **{f"eval-T{t:g}": partial(extension.with_temperature, temperature=t)
-                                       for t in temperatures if t not in own}})
+    by_own: dict[float, list] = {}  # a run read out at its own temperature is its own cached score ("eval")
+    for run in extension_runs:
+        by_own.setdefault(run.model.cfg.temperature, []).append(run)
+    for own, group in by_own.items():
+        study.score_runs(group, eval_sets, workers, progress,
+                         {"eval" if t == own else f"eval-T{t:g}": None if t == own else
+                          partial(extension.with_temperature, temperature=t) for t in temperatures})
 
     def score(labels, run, s):
         t = labels["temperature"]

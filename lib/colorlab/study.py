@@ -209,7 +209,8 @@ def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progre
     `readouts` ({tag: wrap}; default {"eval": None}, the run's own score that `evaluate_run` reads): each
     run is scored as `wrap(run.model)` (the same weights read out another way; None = the model itself),
     cached in its folder under `tag` (`evaluate_cached`). `wrap` travels to the workers: a module-level
-    function, a bound method or a partial of one.
+    function, a bound method or a partial of one. The `seconds` column of a score made in a worker is one
+    thread's time beside the other worker's: speed is measured by `make bench`, not read from scores.
     """
     readouts = readouts or {"eval": None}
     unique = list({run.key: run for run in trained}.values())
