@@ -328,19 +328,19 @@ def test_benchmark_times_the_parser_on_every_repeat():
 
 @pytest.mark.slow
 def test_feature_ablation_side_by_side_trains_and_scores_as_one_process_does(tmp_path, monkeypatch):
-    from colorlab import study
+    from colorlab import processes
 
     one = study01.feature_ablation("smoke", seeds=(0, 1), progress=False)
     for var, folder in (("COLORLAB_CACHE", "again"), ("COLORLAB_RUNS", "again/runs")):  # nothing trained or scored there
         monkeypatch.setenv(var, str(tmp_path / folder))
-    handed, side_by_side = [], study.side_by_side
+    handed, side_by_side = [], processes.side_by_side
 
     def counted(fn, jobs, *args, **kwargs):
         handed.append(len(jobs))
         return side_by_side(fn, jobs, *args, **kwargs)
 
-    monkeypatch.setattr(study, "side_by_side", counted)
+    monkeypatch.setattr(processes, "side_by_side", counted)
     two = study01.feature_ablation("smoke", seeds=(0, 1), progress=False, workers=2)
-    assert handed == [2]  # both seeds' (seed, set) pairs went to the workers
+    assert handed == [8, 2]  # the 4 runs of each seed trained in the workers, then both (seed, set) pairs scored there
     assert len(list((tmp_path / "again" / "runs" / "cheng2015").glob("*/done"))) == 8  # 4 runs a seed, trained again
     pd.testing.assert_frame_equal(two.drop(columns="seconds"), one.drop(columns="seconds"), rtol=1e-6)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from colorlab import baselines, data, experiments, profiles, settings, study
+from colorlab import baselines, data, experiments, processes, profiles, settings, study
 
 # The recipes compared. "paper": each paper's optimiser at a constant rate (Iizuka sec. 3.4:
 # ADADELTA; Baldassarre et al. 2017: Adam 1e-3). "adamw-cosine": AdamW, 5% linear warm-up,
@@ -117,13 +117,13 @@ def _score_uncached(run, eval_set: study.EvalSet) -> None:
 
 def scoring_layouts(trained: list, eval_sets: list[study.EvalSet]) -> dict:
     """Wall seconds to score every run on every set, uncached: one process on this process's threads against
-    two one-thread processes side by side (`study.side_by_side`, what the notebooks' `workers` do), each job
+    two one-thread processes side by side (`processes.side_by_side`, what the notebooks' `workers` do), each job
     loading its run's weights as a worker does. Call it from a script under `if __name__ == "__main__":`."""
     jobs = [(replace(run, _model=None), s) for s in eval_sets for run in trained]
     seconds = {}
     for workers in (1, 2):
         start = time.perf_counter()
-        study.side_by_side(_score_uncached, jobs, workers)
+        processes.side_by_side(_score_uncached, jobs, workers)
         seconds[workers] = time.perf_counter() - start
     return {"runs": len(trained), "images": {s.dataset: len(s) for s in eval_sets}, "threads": torch.get_num_threads(),
             "one_process_s": seconds[1], "two_workers_s": seconds[2], "speedup": seconds[1] / seconds[2]}

@@ -10,20 +10,17 @@ originals have no colour ground truth: they are skipped and counted.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from colorlab import atomic, color, data, images, keys, metrics
+from colorlab import atomic, color, data, images, keys, metrics, processes
 from colorlab.protocol import StoredRun
 
 Colorizer = Callable[[torch.Tensor], torch.Tensor]
@@ -176,27 +173,6 @@ def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame
     return evaluate_cached({run.model_name: run.model}, eval_set, run.dir, "eval", progress)
 
 
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)  # Cheng et al.'s features filter with OpenCV
-
-
-def side_by_side(fn: Callable, jobs: list[tuple], workers: int = 1, progress: bool = False, desc: str = "scoring") -> None:
-    """`fn(*job)` for every job: here when workers <= 1 (or one job), else in `workers` processes of one
-    thread each, as `experiments.get_all` trains (on a 2-core CPU two one-thread processes get more done
-    than one on both threads: Cheng et al.'s features are mostly single-threaded numpy and OpenCV). `fn` and
-    the jobs travel to the workers: a module-level function, and arguments that pickle. The workers are
-    spawned, so a script that calls this runs its top level under `if __name__ == "__main__":`."""
-    if workers <= 1 or len(jobs) < 2:
-        for job in tqdm(jobs, desc=desc, disable=not progress, leave=False):
-            fn(*job)
-        return
-    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited thread pools
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_one_thread) as pool:
-        for _ in tqdm(pool.map(fn, *zip(*jobs)), total=len(jobs), desc=desc, disable=not progress, leave=False):
-            pass
-
-
 def _score(run, tag: str, wrap, eval_set: EvalSet) -> None:
     method = run.model if wrap is None else wrap(run.model)
     evaluate_cached({run.model_name: method}, eval_set, run.dir, tag)
@@ -204,7 +180,8 @@ def _score(run, tag: str, wrap, eval_set: EvalSet) -> None:
 
 def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progress: bool = False,
                readouts: dict[str, Callable | None] | None = None) -> None:
-    """Fill the score cache of every run on every set where it is missing, `workers` at a time (`side_by_side`).
+    """Fill the score cache of every run on every set where it is missing, `workers` at a time
+    (`processes.side_by_side`).
 
     `readouts` ({tag: wrap}; default {"eval": None}, the run's own score that `evaluate_run` reads): each
     run is scored as `wrap(run.model)` (the same weights read out another way; None = the model itself),
@@ -218,7 +195,7 @@ def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progre
             if not score_path(s, run.dir, tag).exists()]
     if workers > 1:  # each worker loads the weights it scores
         jobs = [(replace(run, _model=None), *rest) for run, *rest in jobs]
-    side_by_side(_score, jobs, workers, progress)
+    processes.side_by_side(_score, jobs, workers, progress, desc="scoring")
 
 
 def score_variants(variants: dict[str, list], eval_set: EvalSet, progress: bool = True, workers: int = 1) -> pd.DataFrame:

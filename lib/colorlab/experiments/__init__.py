@@ -28,9 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
-
-from colorlab import models, runs, train
+from colorlab import models, processes, runs, train
 from colorlab.errors import ColorlabError
 from colorlab.profiles import DataSpec
 
@@ -181,7 +179,6 @@ def get(name: str, profile: str = "cpu", *, progress: bool = True, resume: bool 
 
 
 def _train_in_worker(name: str, profile: str, kwargs: dict) -> str:
-    torch.set_num_threads(1)
     return get(name, profile, progress=False, **kwargs).key
 
 
@@ -200,15 +197,11 @@ def get_all(requests: list[tuple[str, dict]], profile: str = "cpu", workers: int
         if found.key not in todo and runs.status(found)[1] != "trained":
             todo[found.key] = (n, kw)
     todo = list(todo.values())
-    if workers > 1 and len(todo) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited thread pools
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx) as pool:
-            for (n, _), key in zip(todo, pool.map(_train_in_worker, *zip(*[(n, profile, kw) for n, kw in todo]))):
-                if progress:
-                    print(f"[train] {n} run {key[:12]} trained", flush=True)
+    if workers > 1 and len(todo) > 1:  # else each trains below, in this process on all its threads
+        trained = processes.side_by_side(_train_in_worker, [(n, profile, kw) for n, kw in todo], workers)
+        for (n, _), key in zip(todo, trained):
+            if progress:
+                print(f"[train] {n} run {key[:12]} trained", flush=True)
     return [get(n, profile, progress=progress, **kw) for n, kw in requests]
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from colorlab import color, experiments, features, metrics, profiles, study
+from colorlab import color, experiments, features, metrics, processes, profiles, study
 from colorlab.models import cheng2015
 
 
@@ -71,19 +71,19 @@ def eval_sets(profile: str, limit: int | None = None) -> list:
 
 
 def _score_ablation(profile: str, seed: int, eval_set) -> None:
-    """Fill the cache of one seed's `feature_ablation` on one set (a job of `study.side_by_side`)."""
+    """Fill the cache of one seed's `feature_ablation` on one set (a job of `processes.side_by_side`)."""
     methods, folder = _variant_runs(profile, seed, progress=False)
     study.evaluate_cached(methods, eval_set, folder, "ablation")
 
 
 def _side_by_side(profile: str, seeds, sets: list, workers: int, progress: bool) -> None:
     """Train every seed's variants not yet trained, then score the (seed, set) pairs not yet cached, `workers`
-    at a time (`experiments.get_all`, `study.side_by_side`)."""
+    at a time (`experiments.get_all`, `processes.side_by_side`)."""
     requests = {seed: _requests(seed) for seed in seeds}
     trained = iter(experiments.get_all([r for seed in seeds for r in requests[seed].values()], profile, workers, progress))
     full = {seed: dict(zip(requests[seed], trained))["patch+daisy+semantic"].dir for seed in seeds}
-    study.side_by_side(_score_ablation, [(profile, seed, s) for seed in seeds for s in sets
-                                         if not study.score_path(s, full[seed], "ablation").exists()], workers, progress)
+    processes.side_by_side(_score_ablation, [(profile, seed, s) for seed in seeds for s in sets
+                                             if not study.score_path(s, full[seed], "ablation").exists()], workers, progress)
 
 
 def feature_ablation(profile: str, seeds=(0,), limit: int | None = None, progress: bool = True,
