@@ -344,3 +344,72 @@ def test_feature_ablation_side_by_side_trains_and_scores_as_one_process_does(tmp
     assert handed == [8, 2]  # the 4 runs of each seed trained in the workers, then both (seed, set) pairs scored there
     assert len(list((tmp_path / "again" / "runs" / "cheng2015").glob("*/done"))) == 8  # 4 runs a seed, trained again
     pd.testing.assert_frame_equal(two.drop(columns="seconds"), one.drop(columns="seconds"), rtol=1e-6)
+
+
+def _counting_parser(calls):
+    """The smoke preset's scene parser network (random weights) counting the photos it parses."""
+    parser = cheng2015.build(cheng2015.PRESETS["smoke"]).scene_parser
+    parse = parser.predict_proba
+
+    def counted(gray):
+        calls.append(gray.shape)
+        return parse(gray)
+
+    parser.predict_proba = counted
+    return parser
+
+
+def test_nets_sharing_maps_parse_each_photo_once_and_colour_as_alone():
+    from colorlab.features import memo
+
+    calls = []
+    parser = _counting_parser(calls)
+    full = replace(cheng2015.PRESETS["smoke"], work_size=None, tile_pixels=64 * 16)  # three row tiles
+    nets = [_net(full, seed=0, parser=parser), _net(full, seed=1, parser=parser),
+            _net(replace(full, levels=("patch", "daisy")), seed=2), _net(replace(full, levels=("patch", "semantic")), seed=3, parser=parser)]
+    photos = [_photo(seed=0), _photo(seed=1)]
+    alone = [[net.chroma(p) for p in photos] for net in nets]
+    assert len(calls) == 6  # outside shared_maps nothing is kept: 3 nets with semantics x 2 photos
+    calls.clear()
+    with memo.shared_maps() as kept:
+        together = [[net.chroma(p) for p in photos] for net in nets]
+    assert len(calls) == 2  # one parse per photo for all nets
+    for a, b in zip(alone, together):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    # per photo: 1 semantic map, 3 tiles of patch + daisy (the full nets and the ablation's patch + daisy), 3 tiles
+    # of the patch alone; read again: the map by 2 nets, the patch + daisy tiles by 2 nets
+    assert kept.misses == 2 * (1 + 3 + 3) and kept.hits == 2 * (2 + 3 + 3)
+    assert not np.array_equal(together[0][0], together[1][0])  # other weights, other colours
+
+
+def test_kept_maps_are_read_only_bounded_and_only_kept_inside_the_block():
+    from colorlab.features import memo
+
+    made = []
+
+    def make(n):
+        made.append(n)
+        return np.zeros(n, np.uint8)
+
+    assert memo.kept(("a",), lambda: make(10)).flags.writeable  # outside: made, not kept
+    with memo.shared_maps(max_bytes=25) as kept:
+        a = memo.kept(("a",), lambda: make(10))
+        assert memo.kept(("a",), lambda: make(10)) is a and not a.flags.writeable
+        memo.kept(("b",), lambda: make(10))
+        memo.kept(("c",), lambda: make(10))  # 30 bytes: the oldest ("a") goes
+        memo.kept(("a",), lambda: make(10))
+        memo.kept((None,), lambda: make(30))  # larger than the bound: made, never kept
+        assert memo.kept(None, lambda: make(1)).size == 1  # no key: never kept
+    assert made == [10, 10, 10, 10, 10, 30, 1] and kept.hits == 1 and kept.bytes <= 25
+
+
+def test_a_parsers_weights_digest_follows_its_weights():
+    from colorlab.features import memo
+
+    parser = cheng2015.build(cheng2015.PRESETS["smoke"]).scene_parser
+    first = memo.weights_digest(parser)
+    assert memo.weights_digest(parser) == first and memo.weights_digest(StandInParser()) is None
+    with torch.no_grad():
+        next(parser.parameters()).add_(1.0)
+    assert memo.weights_digest(parser) != first

@@ -139,3 +139,51 @@ def test_batched_scoring_equals_one_image_at_a_time():
         pred, _ = study.colorize_u8(method, img)
         row = got[got["image"] == f"i{k}"].iloc[0]
         assert row["auc"] == pytest.approx(metrics.image_metrics(pred, img)["auc"])
+
+
+class _Tinted(baselines.GrayBaseline):
+    """Gray plus a fixed tint: every instance colours differently."""
+
+    def __init__(self, tint: float):
+        super().__init__()
+        self.tint = tint
+
+    def colorize(self, gray):
+        rgb = super().colorize(gray).clone()
+        rgb[:, 0] = (rgb[:, 0] + self.tint).clamp(0, 1)
+        return rgb
+
+
+def _toy_runs(folder, n):
+    from colorlab import runs
+
+    return [runs.Run(f"{i}" * 64, folder / f"run{i}", {"model_name": f"toy{i % 2}"}, _model=_Tinted(0.1 * i))
+            for i in range(n)]
+
+
+def test_runs_scored_together_are_cached_each_as_scored_alone(tmp_path):
+    rgb = list(np.random.default_rng(3).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8))
+    rgb[4] = np.random.default_rng(4).integers(0, 256, (8, 12, 3), dtype=np.uint8)  # another size, another batch
+    eval_set = study.EvalSet("toy", "val", list("abcde"), rgb)
+    trained = _toy_runs(tmp_path, 3)
+    study.score_runs(trained, [eval_set])  # one group, photo by photo
+    for run in trained:
+        cached = pd.read_csv(study.score_path(eval_set, run.dir, "eval"))
+        alone = study.evaluate({run.model_name: run.model}, eval_set, progress=False)
+        pd.testing.assert_frame_equal(cached.drop(columns="seconds"), alone.drop(columns="seconds"), check_dtype=False)
+    assert study.evaluate_run(trained[2], eval_set)["psnr"].mean() != study.evaluate_run(trained[1], eval_set)["psnr"].mean()
+
+
+def test_runs_not_yet_scored_are_split_into_one_group_per_worker(tmp_path, monkeypatch):
+    from colorlab import processes
+
+    sets = [study.EvalSet(name, "val", ["a"], [np.zeros((8, 8, 3), np.uint8)]) for name in ("one", "two")]
+    trained = _toy_runs(tmp_path, 5)
+    study.score_runs(trained[:1], sets[:1])  # already scored on "one"
+    jobs = []
+    monkeypatch.setattr(processes, "side_by_side", lambda fn, js, workers, progress, desc: jobs.extend(js))
+    study.score_runs(trained, sets, workers=2)
+    keys = {s.dataset: sorted(run.key for group, _, _, js in jobs if js is s for run in group) for s in sets}
+    assert [len(group) for group, *_ in jobs] == [2, 2, 3, 2]  # 4 runs left on "one", all 5 on "two"
+    assert keys == {"one": sorted(r.key for r in trained[1:]), "two": sorted(r.key for r in trained)}
+    assert all(run._model is None for group, *_ in jobs for run in group)  # a worker loads the weights itself

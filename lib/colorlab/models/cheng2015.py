@@ -19,7 +19,6 @@ trains on cached pixel features and holds the data and training presets.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, replace
 
 import cv2
@@ -28,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from colorlab import clustering, color, features
+from colorlab.features import memo
 from colorlab.features import parser as scene_parser
 from colorlab.features.descriptor import check_gray
 
@@ -79,7 +79,6 @@ PRESETS = {
     "cpu": Config(parser="cpu", pixels_per_image=256, work_size=128, cluster_mu=60),
     "smoke": Config(parser="smoke", pixels_per_image=64, work_size=64, cluster_n0=2, cluster_mu=8, cluster_epsilon=-32.0),
 }
-SEMANTIC_MEMO = 4  # semantic maps kept per parser (N x 4 bytes per pixel of the working image)
 STD_FLOOR = 0.1  # every feature lies in [0, 1]: a smaller spread is scaled up at most 10x
 
 def build(cfg: Config) -> nn.Module:
@@ -157,26 +156,16 @@ class _Pipeline(nn.Module):
         else:
             self.__dict__["_stand_in"] = parser
 
-    def forget_semantic_maps(self) -> None:
-        """Drop the semantic maps kept on the parser, so the next colourisation parses again (timing)."""
-        parser = self.parser()
-        if parser is not None:
-            parser.__dict__.pop("_semantic_memo", None)
-
     def semantic_map(self, gray: np.ndarray) -> np.ndarray | None:
-        """(H, W, N) smoothed class probabilities of the whole image (not local, so never tiled)."""
+        """(H, W, N) smoothed class probabilities of the whole image (not local, so never tiled). Nets that colour
+        the same photos inside `memo.shared_maps` (scoring runs, the ablation) make them once per parser."""
         if "semantic" not in self.cfg.levels:
             return None
         parser, fcfg = self.parser(), feature_config(self.cfg)
-        # Variants that share a parser (the ablation, the clustered model) see the same photos:
-        # keep the last few maps on the parser, keyed by the image and the smoothing settings.
-        memo = parser.__dict__.setdefault("_semantic_memo", {})
-        key = (hashlib.blake2b(np.ascontiguousarray(gray).tobytes(), digest_size=16).hexdigest(), gray.shape, repr(fcfg))
-        if key not in memo:
-            while len(memo) >= SEMANTIC_MEMO:
-                memo.pop(next(iter(memo)))
-            memo[key] = features.high_level(gray, parser, fcfg)
-        return memo[key]
+        weights = memo.weights_digest(parser)  # None for a stand-in that is not a network: never kept
+        smoothing = (fcfg.semantic_classes, fcfg.smooth_sigma_spatial, fcfg.smooth_sigma_color, fcfg.smooth_iterations)
+        key = None if weights is None else ("semantic", memo.image_digest(gray), weights, repr(parser.cfg), smoothing)
+        return memo.kept(key, lambda: features.high_level(gray, parser, fcfg))
 
     def net_for(self, gray: np.ndarray, semantic: np.ndarray | None) -> "ChengNet":
         raise NotImplementedError
@@ -249,17 +238,27 @@ class ChengNet(_Pipeline):
 
         Each tile is cut with `features.context_radius` extra rows on both
         sides, so its interior gets exactly the features of the whole image.
+        Inside `memo.shared_maps` nets of the same local levels make a tile's local features once.
         """
         fcfg = feature_config(self.cfg)
         h, w = gray.shape
+        local = tuple(lv for lv in fcfg.levels if lv != "semantic")  # patch | daisy; the semantic maps come whole
+        lcfg = replace(fcfg, levels=local) if local else None
+        if semantic is not None and semantic.shape != (h, w, fcfg.semantic_classes):
+            raise ValueError(f"semantic maps must be {(h, w, fcfg.semantic_classes)}, got {semantic.shape}")
         margin, rows = features.context_radius(fcfg), max(1, self.cfg.tile_pixels // w)
         out = np.empty((h, w, 2), np.float32)
         for r0 in range(0, h, rows):
             r1 = min(r0 + rows, h)
             a, b = max(r0 - margin, 0), min(r1 + margin, h)
-            sem = None if semantic is None else semantic[a:b]
-            x = features.extract(gray[a:b], fcfg, semantic=sem)[r0 - a : r1 - a]  # (rows, W, D)
-            y = self(torch.from_numpy(np.ascontiguousarray(x)).reshape(-1, x.shape[-1]))  # (rows*W, 2)
+            tile, parts = gray[a:b], []
+            if lcfg is not None:
+                key = ("local", memo.image_digest(tile), repr(lcfg))
+                parts.append(memo.kept(key, lambda: features.extract(tile, lcfg))[r0 - a : r1 - a])  # (rows, W, 49 + 32)
+            if semantic is not None:
+                parts.append(np.asarray(semantic[r0:r1], dtype=np.float32))  # (rows, W, N)
+            x = np.concatenate(parts, axis=2) if len(parts) > 1 else np.array(parts[0])  # (rows, W, D), this net's copy
+            y = self(torch.from_numpy(x).reshape(-1, x.shape[-1]))  # (rows*W, 2)
             y = y.reshape(1, r1 - r0, w, 2).permute(0, 3, 1, 2)  # (1, 2, rows, W)
             out[r0:r1] = color.cheng_target_to_uv(y)[0].permute(1, 2, 0).numpy()  # (rows, W, 2)
         return out

@@ -1,0 +1,95 @@
+"""Feature maps kept while several Cheng nets colour the same photos: each photo's maps are made once.
+
+    from colorlab.features import memo
+    with memo.shared_maps():              # scoring 8 runs on one batch of photos:
+        for model in models:              # the first makes each photo's semantic maps and features,
+            model.colorize(gray)          # the others read them
+
+Outside `shared_maps` nothing is kept (a colourisation times its own features).
+Inside, what `kept` is asked for is looked up by a key of what makes it (the
+Cheng model builds it: the image's bytes, the feature settings, a digest of the
+parser's weights), so the arrays are the same either way, read-only: a score does
+not depend on whether they were kept, only its time does. At most `max_bytes` are
+held, the oldest dropped first.
+
+The package's `__init__` does not import this module: the scene parser's run key
+covers the feature code it imports, and keeping maps changes nothing it computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+MAX_BYTES = 1 << 29  # 512 MiB: a batch of 32 photos' maps at Cheng's cpu working size (128 px) is about 350 MB
+
+
+class Kept:
+    """Arrays by key, at most `max_bytes` of them; `hits` and `misses` count the look-ups."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.bytes, self.arrays = max_bytes, 0, OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple, make: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self.arrays:
+            self.hits += 1
+            self.arrays.move_to_end(key)
+            return self.arrays[key]
+        self.misses += 1
+        out = make()
+        out.setflags(write=False)  # shared by every caller: nobody may change it
+        if out.nbytes <= self.max_bytes:
+            self.arrays[key] = out
+            self.bytes += out.nbytes
+            while self.bytes > self.max_bytes:
+                self.bytes -= self.arrays.popitem(last=False)[1].nbytes
+        return out
+
+
+_active: list[Kept] = []
+
+
+@contextmanager
+def shared_maps(max_bytes: int = MAX_BYTES) -> Iterator[Kept]:
+    """Keep the maps made inside the block."""
+    kept_here = Kept(max_bytes)
+    _active.append(kept_here)
+    try:
+        yield kept_here
+    finally:
+        _active.remove(kept_here)
+
+
+def image_digest(image: np.ndarray) -> tuple:
+    """What an array's key holds of it: a digest of its bytes, its shape and its dtype."""
+    image = np.ascontiguousarray(image)
+    return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest(), image.shape, image.dtype.str
+
+
+def weights_digest(module) -> str | None:
+    """A digest of a network's weights, kept on the module while its tensors are unchanged (None: not a network)."""
+    if not isinstance(module, torch.nn.Module):
+        return None
+    state = module.state_dict()
+    versions = tuple((name, t._version, t.data_ptr()) for name, t in state.items())
+    known = module.__dict__.get("_weights_digest")
+    if known is None or known[0] != versions:
+        h = hashlib.sha256()
+        for name, t in state.items():
+            h.update(name.encode() + t.detach().cpu().contiguous().numpy().tobytes())
+        known = (versions, h.hexdigest())
+        module.__dict__["_weights_digest"] = known
+    return known[1]
+
+
+def kept(key: tuple | None, make: Callable[[], np.ndarray]) -> np.ndarray:
+    """`make()`, or inside `shared_maps` the array kept under `key` (None: never kept)."""
+    if not _active or key is None:
+        return make()
+    return _active[-1].get(key, make)
