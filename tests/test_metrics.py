@@ -182,3 +182,20 @@ def test_summarize_covers_the_true_mean_about_95_percent():
     rng = np.random.default_rng(0)
     hits = sum(lo <= 1.0 <= hi for _, lo, hi in (metrics.summarize(rng.normal(1.0, 2.0, 6)) for _ in range(2000)))
     assert 0.93 < hits / 2000 < 0.97  # a normal-approximation interval would cover ~0.88 at n = 6
+
+
+@pytest.mark.parametrize("shape", [(16, 24, 3), (3, 5, 3), (128, 96, 3)])
+def test_a_kept_truth_scores_every_prediction_as_the_bare_array_does(shape):
+    rng = np.random.default_rng(7)
+    truth_rgb = rng.integers(0, 256, shape, dtype=np.uint8)
+    gray_rgb = np.repeat(truth_rgb[..., :1], 3, axis=-1)  # colourfulness 0: the ratio is NaN either way
+    for rgb in (truth_rgb, gray_rgb):
+        kept = metrics.Truth(rgb)
+        for seed in range(3):  # one Truth for several predictions of the same photo
+            pred = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+            assert metrics.image_metrics(pred, kept) == pytest.approx(metrics.image_metrics(pred, rgb), nan_ok=True, rel=0, abs=0)
+            np.testing.assert_array_equal(metrics.ab_error(pred, kept), metrics.ab_error(pred, rgb))
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.image_metrics(np.zeros((4, 4, 3), np.uint8), metrics.Truth(np.zeros((4, 5, 3), np.uint8)))
+    with pytest.raises(TypeError, match="truth must be uint8"):
+        metrics.Truth(np.zeros((4, 4, 3), np.float32))

@@ -154,6 +154,19 @@ class _Tinted(baselines.GrayBaseline):
         return rgb
 
 
+class _Redder(torch.nn.Module):
+    """A readout of another method's weights: its colours with more red."""
+
+    def __init__(self, method):
+        super().__init__()
+        self.method = method
+
+    def colorize(self, gray):
+        rgb = self.method.colorize(gray).clone()
+        rgb[:, 0] = (rgb[:, 0] + 0.2).clamp(0, 1)
+        return rgb
+
+
 def _toy_runs(folder, n):
     from colorlab import runs
 
@@ -166,11 +179,12 @@ def test_runs_scored_together_are_cached_each_as_scored_alone(tmp_path):
     rgb[4] = np.random.default_rng(4).integers(0, 256, (8, 12, 3), dtype=np.uint8)  # another size, another batch
     eval_set = study.EvalSet("toy", "val", list("abcde"), rgb)
     trained = _toy_runs(tmp_path, 3)
-    study.score_runs(trained, [eval_set])  # one group, photo by photo
+    study.score_runs(trained, [eval_set], readouts={"eval": None, "vivid": _Redder})  # one group, photo by photo
     for run in trained:
-        cached = pd.read_csv(study.score_path(eval_set, run.dir, "eval"))
-        alone = study.evaluate({run.model_name: run.model}, eval_set, progress=False)
-        pd.testing.assert_frame_equal(cached.drop(columns="seconds"), alone.drop(columns="seconds"), check_dtype=False)
+        for tag, method in (("eval", run.model), ("vivid", _Redder(run.model))):
+            cached = pd.read_csv(study.score_path(eval_set, run.dir, tag))
+            alone = study.evaluate({run.model_name: method}, eval_set, progress=False)
+            pd.testing.assert_frame_equal(cached.drop(columns="seconds"), alone.drop(columns="seconds"), check_dtype=False)
     assert study.evaluate_run(trained[2], eval_set)["psnr"].mean() != study.evaluate_run(trained[1], eval_set)["psnr"].mean()
 
 
@@ -179,11 +193,13 @@ def test_runs_not_yet_scored_are_split_into_one_group_per_worker(tmp_path, monke
 
     sets = [study.EvalSet(name, "val", ["a"], [np.zeros((8, 8, 3), np.uint8)]) for name in ("one", "two")]
     trained = _toy_runs(tmp_path, 5)
-    study.score_runs(trained[:1], sets[:1])  # already scored on "one"
+    readouts = {"eval": None, "vivid": _Redder}
+    study.score_runs(trained[:1], sets[:1], readouts=readouts)  # already scored on "one", both ways
+    study.score_runs(trained[1:2], sets[:1])  # its own score only
     jobs = []
     monkeypatch.setattr(processes, "side_by_side", lambda fn, js, workers, progress, desc: jobs.extend(js))
-    study.score_runs(trained, sets, workers=2)
-    keys = {s.dataset: sorted(run.key for group, _, _, js in jobs if js is s for run in group) for s in sets}
-    assert [len(group) for group, *_ in jobs] == [2, 2, 3, 2]  # 4 runs left on "one", all 5 on "two"
-    assert keys == {"one": sorted(r.key for r in trained[1:]), "two": sorted(r.key for r in trained)}
-    assert all(run._model is None for group, *_ in jobs for run in group)  # a worker loads the weights itself
+    study.score_runs(trained, sets, workers=2, readouts=readouts)
+    assert [(s.dataset, [(int(run.key[0]), tag) for run, tag, _ in items]) for items, s in jobs] == [
+        ("one", [(1, "vivid"), (3, "eval"), (3, "vivid")]), ("one", [(2, "eval"), (2, "vivid"), (4, "eval"), (4, "vivid")]),
+        ("two", [(i, t) for i in (0, 2, 4) for t in readouts]), ("two", [(i, t) for i in (1, 3) for t in readouts])]
+    assert all(run._model is None for items, _ in jobs for run, _, _ in items)  # a worker loads the weights itself

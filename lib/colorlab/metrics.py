@@ -23,6 +23,7 @@ tables.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 import cv2
@@ -38,26 +39,67 @@ SSIM_WINDOW = 7  # scikit-image's default window side
 SSIM_K1, SSIM_K2 = 0.01, 0.03  # Wang et al. 2004's constants, scikit-image's defaults
 
 
-def _pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    pred, truth = np.asarray(pred), np.asarray(truth)
-    for name, x in (("pred", pred), ("truth", truth)):
-        if x.dtype != np.uint8:
-            raise TypeError(f"{name} must be uint8 RGB (H, W, 3), got {x.dtype}; convert with colorlab.color.to_uint8")
-        if x.ndim != 3 or x.shape[-1] != 3:
-            raise ValueError(f"{name} must be an (H, W, 3) image, got shape {x.shape}")
-    if pred.shape != truth.shape:
-        raise ValueError(f"pred and truth differ in shape: {pred.shape} vs {truth.shape}")
+def _checked(name: str, x) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise TypeError(f"{name} must be uint8 RGB (H, W, 3), got {x.dtype}; convert with colorlab.color.to_uint8")
+    if x.ndim != 3 or x.shape[-1] != 3:
+        raise ValueError(f"{name} must be an (H, W, 3) image, got shape {x.shape}")
+    return x
+
+
+class Truth:
+    """A ground truth and what the metrics need of it, each made on first use and kept: scoring several
+    predictions of one photo (`study.evaluate`) converts it to ab, filters it for SSIM and measures its
+    colourfulness once. Every metric takes a `Truth` or the bare uint8 array, with the same result."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.rgb = _checked("truth", rgb)  # (H, W, 3) uint8
+
+    @functools.cached_property
+    def ab(self) -> np.ndarray:
+        return color.u8_to_ab(self.rgb)  # (H, W, 2) float64
+
+    @functools.cached_property
+    def colorfulness(self) -> float:
+        return colorfulness(self.rgb)
+
+    @functools.cached_property
+    def ssim_terms(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        """SSIM's window side, the truth as float64 (H, W, 3), its window means and its window variances."""
+        side = min(self.rgb.shape[:2])
+        if side < 3:
+            raise ValueError(f"SSIM needs images at least 3 x 3 pixels, got {self.rgb.shape[:2]}")
+        win = min(SSIM_WINDOW, side if side % 2 else side - 1)
+        y = self.rgb.astype(np.float64)  # (H, W, 3)
+        uy = _window_mean(y, win)
+        return win, y, uy, _sample_cov(win) * (_window_mean(y * y, win) - uy * uy)
+
+
+def _pair(pred: np.ndarray, truth) -> tuple[np.ndarray, Truth]:
+    pred, truth = _checked("pred", pred), truth if isinstance(truth, Truth) else Truth(truth)
+    if pred.shape != truth.rgb.shape:
+        raise ValueError(f"pred and truth differ in shape: {pred.shape} vs {truth.rgb.shape}")
     return pred, truth
 
 
-def psnr(pred: np.ndarray, truth: np.ndarray) -> float:
+def _window_mean(z: np.ndarray, win: int) -> np.ndarray:
+    """SSIM's window mean, per channel; border windows are cropped by `ssim`."""
+    return cv2.boxFilter(z, -1, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def _sample_cov(win: int) -> float:
+    return win * win / (win * win - 1)  # scikit-image's sample covariance (use_sample_covariance=True)
+
+
+def psnr(pred: np.ndarray, truth: np.ndarray | Truth) -> float:
     """Peak signal-to-noise ratio in dB on 8-bit RGB: 10 log10(255^2 / MSE); identical images give inf."""
     pred, truth = _pair(pred, truth)
-    mse = np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2)
+    mse = np.mean((pred.astype(np.float64) - truth.rgb.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(PEAK**2 / mse))
 
 
-def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
+def ssim(pred: np.ndarray, truth: np.ndarray | Truth) -> float:
     """Structural similarity (Wang et al. 2004), averaged over R, G, B: scikit-image's
     `structural_similarity` (uniform window, sample covariance, K1 = 0.01, K2 = 0.03, border
     windows cropped), computed with OpenCV's box filter on the three channels at once; the tests
@@ -68,31 +110,24 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     3 pixels SSIM is undefined and a ValueError is raised.
     """
     pred, truth = _pair(pred, truth)
-    side = min(pred.shape[:2])
-    if side < 3:
-        raise ValueError(f"SSIM needs images at least 3 x 3 pixels, got {pred.shape[:2]}")
-    win = min(SSIM_WINDOW, side if side % 2 else side - 1)
-    x, y = pred.astype(np.float64), truth.astype(np.float64)  # (H, W, 3)
-
-    def mean(z):  # the window's mean, per channel; border windows are cropped below
-        return cv2.boxFilter(z, -1, (win, win), normalize=True, borderType=cv2.BORDER_REFLECT)
-
-    ux, uy = mean(x), mean(y)
-    cov = win * win / (win * win - 1)  # scikit-image's sample covariance (use_sample_covariance=True)
-    vx, vy, vxy = cov * (mean(x * x) - ux * ux), cov * (mean(y * y) - uy * uy), cov * (mean(x * y) - ux * uy)
+    win, y, uy, vy = truth.ssim_terms
+    x = pred.astype(np.float64)  # (H, W, 3)
+    ux = _window_mean(x, win)
+    cov = _sample_cov(win)
+    vx, vxy = cov * (_window_mean(x * x, win) - ux * ux), cov * (_window_mean(x * y, win) - ux * uy)
     c1, c2 = (SSIM_K1 * PEAK) ** 2, (SSIM_K2 * PEAK) ** 2
     s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))  # (H, W, 3)
     pad = (win - 1) // 2
     return float(s[pad : s.shape[0] - pad, pad : s.shape[1] - pad].mean())  # windows inside the image only
 
 
-def ab_error(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+def ab_error(pred: np.ndarray, truth: np.ndarray | Truth) -> np.ndarray:
     """Per-pixel Euclidean distance in ab between two uint8 RGB images -> (H, W) float64.
 
     Lab comes from `colorlab.color.u8_to_ab` (float64, the formulas of `color.rgb_to_lab`), every pixel converted.
     """
     pred, truth = _pair(pred, truth)
-    d = color.u8_to_ab(pred) - color.u8_to_ab(truth)  # (H, W, 2)
+    d = color.u8_to_ab(pred) - truth.ab  # (H, W, 2)
     return np.hypot(d[..., 0], d[..., 1])  # (H, W)
 
 
@@ -121,7 +156,7 @@ def auc_from_errors(errors: np.ndarray, max_threshold: int = AUC_MAX_THRESHOLD) 
     return float(auc_curve(errors, max_threshold)[1].mean())
 
 
-def auc_ab(pred: np.ndarray, truth: np.ndarray, max_threshold: int = AUC_MAX_THRESHOLD) -> float:
+def auc_ab(pred: np.ndarray, truth: np.ndarray | Truth, max_threshold: int = AUC_MAX_THRESHOLD) -> float:
     """AuC of the cumulative per-pixel ab-error curve, thresholds 0..150, in [0, 1] (Zhang et al. 2016)."""
     return auc_from_errors(ab_error(pred, truth), max_threshold)
 
@@ -143,7 +178,7 @@ def colorfulness(rgb: np.ndarray) -> float:
     return float(sigma + 0.3 * mu)
 
 
-def colorfulness_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
+def colorfulness_ratio(pred: np.ndarray, truth: np.ndarray | Truth) -> float:
     """colorfulness(pred) / colorfulness(truth); NaN when the truth is grey (colourfulness 0).
 
     A grey ground truth has no colour to match, so the ratio is undefined;
@@ -151,12 +186,13 @@ def colorfulness_ratio(pred: np.ndarray, truth: np.ndarray) -> float:
     pretending to a value.
     """
     pred, truth = _pair(pred, truth)
-    ct = colorfulness(truth)
+    ct = truth.colorfulness
     return float("nan") if ct == 0 else colorfulness(pred) / ct
 
 
-def image_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Every image metric of the study for one pair: psnr, ssim, auc, colorfulness_ratio."""
+def image_metrics(pred: np.ndarray, truth: np.ndarray | Truth) -> dict[str, float]:
+    """Every image metric of the study for one pair: psnr, ssim, auc, colorfulness_ratio (`truth`: the
+    uint8 array or a `Truth`, kept for the next prediction of the same photo)."""
     pred, truth = _pair(pred, truth)
     return {
         "psnr": psnr(pred, truth),

@@ -109,7 +109,8 @@ def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool 
     """Per-image metrics of every method: columns method, dataset, image, psnr, ssim, auc, colorfulness_ratio, seconds
     (the colourisation time per image: same-sized images are colourised `EVAL_BATCH` at a time, each given its share).
 
-    Every method colours a batch before the next batch is read. `share_maps` does it inside
+    Every method colours a batch before the next batch is read, and each photo is scored against one
+    `metrics.Truth` for all of them. `share_maps` colours inside
     `features.memo.shared_maps`: Cheng et al.'s nets make each photo's features and semantic maps once for all of them
     (the same scores; `seconds` then counts the maps for the first net only, so it is no speed comparison).
     `include_truth` adds the ground truth scored against itself, the ceiling of every metric.
@@ -125,11 +126,12 @@ def evaluate(methods: dict[str, object], eval_set: EvalSet, include_truth: bool 
     with memo.shared_maps() if share_maps else contextlib.nullcontext():
         for idx in tqdm(_same_size_batches(eval_set.rgb) if colorizers else [], desc=desc, disable=not progress, leave=False):
             batch = np.stack([eval_set.rgb[i] for i in idx])  # (B, H, W, 3)
-            for name, method in colorizers.items():
-                preds, seconds = colorize_u8(method, batch)
-                rows[name] += [{"method": name, "dataset": eval_set.dataset, "image": eval_set.names[i],
-                                **metrics.image_metrics(pred, eval_set.rgb[i]), "seconds": seconds / len(idx)}
-                               for i, pred in zip(idx, preds)]
+            preds = {name: colorize_u8(method, batch) for name, method in colorizers.items()}  # (B, H, W, 3), seconds
+            for k, i in enumerate(idx):
+                truth = metrics.Truth(eval_set.rgb[i])  # its ab, SSIM terms and colourfulness made once for all methods
+                for name, (pred, seconds) in preds.items():
+                    rows[name].append({"method": name, "dataset": eval_set.dataset, "image": eval_set.names[i],
+                                       **metrics.image_metrics(pred[k], truth), "seconds": seconds / len(idx)})
     for name, method in methods.items():
         frames.append(evaluate_run(method, eval_set, progress=progress).assign(method=name) if name not in rows
                       else pd.DataFrame(rows[name]))
@@ -182,13 +184,18 @@ def evaluate_run(run, eval_set: EvalSet, progress: bool = False) -> pd.DataFrame
     return evaluate_cached({run.model_name: run.model}, eval_set, run.dir, "eval", progress)
 
 
-def _score(runs: list, tag: str, wrap, eval_set: EvalSet) -> None:
-    """Score `runs` on one set photo by photo, sharing Cheng et al.'s feature maps (`evaluate(share_maps=True)`),
-    and keep each run's rows in its folder as `evaluate_cached` would (a job of `processes.side_by_side`)."""
-    methods = {run.key: run.model if wrap is None else wrap(run.model) for run in runs}
+def _score(items: list[tuple], eval_set: EvalSet) -> None:
+    """Score (run, tag, wrap) items on one set photo by photo, each run's weights loaded once, Cheng et al.'s
+    feature maps and each photo's `metrics.Truth` shared by all (`evaluate(share_maps=True)`), and keep each
+    item's rows in its run's folder as `evaluate_cached` would (a job of `processes.side_by_side`)."""
+    models, methods = {}, {}
+    for run, tag, wrap in items:
+        if run.key not in models:
+            models[run.key] = run.model
+        methods[f"{tag} {run.key}"] = models[run.key] if wrap is None else wrap(models[run.key])
     df = evaluate(methods, eval_set, progress=False, share_maps=True)
-    for run in runs:
-        rows = df[df["method"] == run.key].assign(method=run.model_name)
+    for run, tag, _ in items:
+        rows = df[df["method"] == f"{tag} {run.key}"].assign(method=run.model_name)
         atomic.write_text(score_path(eval_set, run.dir, tag), rows.to_csv(index=False))
 
 
@@ -197,24 +204,26 @@ def score_runs(trained: list, eval_sets: list[EvalSet], workers: int = 1, progre
     """Fill the score cache of every run on every set where it is missing, `workers` at a time
     (`processes.side_by_side`).
 
-    The runs a set still lacks are split into `workers` groups, each scored photo by photo (`_score`): a
-    photo's Cheng feature maps are made once per group, not once per run. `readouts` ({tag: wrap}; default
-    {"eval": None}, the run's own score that `evaluate_run` reads): each run is scored as `wrap(run.model)`
-    (the same weights read out another way; None = the model itself), cached in its folder under `tag`
-    (`evaluate_cached`). `wrap` travels to the workers: a module-level function, a bound method or a partial
-    of one. The `seconds` column of these scores is no speed measurement (a worker's thread beside another's,
-    shared maps): speed is measured by `make bench`.
+    `readouts` ({tag: wrap}; default {"eval": None}, the run's own score that `evaluate_run` reads): each
+    run is scored as `wrap(run.model)` (the same weights read out another way; None = the model itself),
+    cached in its folder under `tag` (`evaluate_cached`). `wrap` travels to the workers: a module-level
+    function, a bound method or a partial of one. The runs a set still lacks a score of are split into
+    `workers` groups, each scored photo by photo with all its readouts (`_score`): a photo's Cheng feature maps
+    and its truth's metric terms are made once per group, not once per run. The `seconds` column of these
+    scores is no speed measurement (a worker's thread beside another's, shared maps): `make bench` measures speed.
     """
     readouts = readouts or {"eval": None}
     unique = list({run.key: run for run in trained}.values())
+    if workers > 1:  # each worker loads the weights it scores
+        unique = [replace(run, _model=None) for run in unique]
     jobs = []
     for s in eval_sets:
-        for tag, wrap in readouts.items():
-            todo = [run for run in unique if not score_path(s, run.dir, tag).exists()]
-            if workers > 1:  # each worker loads the weights it scores
-                todo = [replace(run, _model=None) for run in todo]
-            groups = max(1, min(workers, len(todo)))
-            jobs += [(todo[i::groups], tag, wrap, s) for i in range(groups) if todo[i::groups]]
+        lacking = {run.key: [(tag, wrap) for tag, wrap in readouts.items() if not score_path(s, run.dir, tag).exists()]
+                   for run in unique}
+        todo = [run for run in unique if lacking[run.key]]
+        groups = max(1, min(workers, len(todo)))
+        jobs += [([(run, tag, wrap) for run in todo[i::groups] for tag, wrap in lacking[run.key]], s)
+                 for i in range(groups) if todo[i::groups]]
     processes.side_by_side(_score, jobs, workers, progress, desc="scoring")
 
 
