@@ -18,7 +18,9 @@ on a shared test set, so the study scores all of them with the same four:
   predictions score 0, the classic failure of regression losses).
 
 `summarize` gives the mean and its 95% confidence interval for the study's
-tables.
+tables. Every image metric takes the ground truth as the array or as a `Truth`,
+which keeps what the metrics need of it (its ab, SSIM's window terms, its
+colourfulness) for the next prediction of the same photo.
 """
 
 from __future__ import annotations
