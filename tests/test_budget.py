@@ -119,6 +119,22 @@ def test_chengs_grid_varies_photos_and_pixels_and_shares_the_presets_run():
     assert "# data=" in fewer.command  # a dataset's subset has no `colorlab train` flag: named after a comment
 
 
+def test_chengs_section_holds_every_run_its_tables_ask_for_and_prepare_scores_them_all(monkeypatch):
+    def key(request):
+        return experiments.recipe(request[0], "cpu", **request[1]).key
+
+    section = {key(r) for r in budget.cheng_section("cpu", 0, [0, 1, 2])}
+    curve = {key(p.request("cpu")) for p in budget.cheng_points("cpu", seed=0)}
+    presets = {key(("cheng2015", {"seed": s})) for s in (0, 1, 2)}
+    photos = {key(r) for r in budget._cheng_photo_requests("cpu", [0, 1, 2])[0]}
+    assert section == curve | presets | photos and len(section) == 12 + 2 + 2  # seed 0's preset and 480 are points
+    calls = []
+    monkeypatch.setattr(experiments, "get_all", lambda requests, profile, workers, progress: [f"run {r}" for r in requests])
+    monkeypatch.setattr(budget.study, "score_runs", lambda trained, sets, workers, progress: calls.append((trained, sets, workers)))
+    assert budget.prepare([("a", {}), ("b", {})], "cpu", ["set"], workers=2) == ["run ('a', {})", "run ('b', {})"]
+    assert calls == [(["run ('a', {})", "run ('b', {})"], ["set"], 2)]  # one scoring call for all of them
+
+
 def test_a_dataspec_must_name_a_registered_dataset():
     from colorlab.errors import ColorlabError
     from colorlab.profiles import DataSpec

@@ -353,12 +353,33 @@ def cheng_photo_runs(profile: str, seeds: list[int], workers: int = 1,
                      progress: bool = False) -> tuple[dict[str, list], dict[str, int]]:
     """Cheng's preset at every seed beside the same net on the curve's next smaller photo count, for the
     claim "more reference photos colour better" (Cheng Fig. 12), paired by seed: ({variant: runs}, {variant: photos})."""
+    requests, counts = _cheng_photo_requests(profile, seeds)
+    trained = experiments.get_all(requests, profile, workers, progress)
+    return {name: trained[i * len(seeds):(i + 1) * len(seeds)] for i, name in enumerate(counts)}, counts
+
+
+def _cheng_photo_requests(profile: str, seeds: list[int]) -> tuple[list[tuple[str, dict]], dict[str, int]]:
     refs, every, pixels = _cheng_preset(profile)
     counts = {"every reference photo": every,
               "fewer reference photos": max(n for n in CHENG_GRID[profile]["photos"] if n < every)}
-    requests = [ChengPoint(refs, n, pixels, s).request(profile) for n in counts.values() for s in seeds]
+    return [ChengPoint(refs, n, pixels, s).request(profile) for n in counts.values() for s in seeds], counts
+
+
+def cheng_section(profile: str, seed: int, seeds: list[int]) -> list[tuple[str, dict]]:
+    """Every run of notebook 09's Cheng section: the curve's points at `seed` (`cheng_points`), the preset at
+    `seeds` (`preset_seeds`) and the photo-count claim's runs (`cheng_photo_runs`), for `prepare`."""
+    return ([p.request(profile) for p in cheng_points(profile, seed)] + [("cheng2015", {"seed": s}) for s in seeds]
+            + _cheng_photo_requests(profile, seeds)[0])
+
+
+def prepare(requests: list[tuple[str, dict]], profile: str, eval_sets: list[study.EvalSet], workers: int = 1,
+            progress: bool = False) -> list:
+    """Train the requests not yet trained and score every run on every set where it is not yet scored, all in one
+    go: trained `workers` at a time, scored in one group per worker (`study.score_runs`: Cheng et al.'s feature
+    maps made once per photo and group). The calls that tabulate them then read the caches."""
     trained = experiments.get_all(requests, profile, workers, progress)
-    return {name: trained[i * len(seeds):(i + 1) * len(seeds)] for i, name in enumerate(counts)}, counts
+    study.score_runs(trained, eval_sets, workers, progress)
+    return trained
 
 
 def cheng_curve(pts: list[ChengPoint], profile: str, eval_sets: list[study.EvalSet], workers: int = 1,
