@@ -392,15 +392,18 @@ def test_kept_maps_are_read_only_bounded_and_only_kept_inside_the_block():
         made.append(n)
         return np.zeros(n, np.uint8)
 
-    assert memo.kept(("a",), lambda: make(10)).flags.writeable  # outside: made, not kept
+    def unkeyed():
+        raise AssertionError("a key was made outside shared_maps")
+
+    assert memo.kept(unkeyed, lambda: make(10)).flags.writeable  # outside: made, not kept, nothing hashed
     with memo.shared_maps(max_bytes=25) as kept:
-        a = memo.kept(("a",), lambda: make(10))
-        assert memo.kept(("a",), lambda: make(10)) is a and not a.flags.writeable
-        memo.kept(("b",), lambda: make(10))
-        memo.kept(("c",), lambda: make(10))  # 30 bytes: the oldest ("a") goes
-        memo.kept(("a",), lambda: make(10))
-        memo.kept((None,), lambda: make(30))  # larger than the bound: made, never kept
-        assert memo.kept(None, lambda: make(1)).size == 1  # no key: never kept
+        a = memo.kept(lambda: ("a",), lambda: make(10))
+        assert memo.kept(lambda: ("a",), lambda: make(10)) is a and not a.flags.writeable
+        memo.kept(lambda: ("b",), lambda: make(10))
+        memo.kept(lambda: ("c",), lambda: make(10))  # 30 bytes: the oldest ("a") goes
+        memo.kept(lambda: ("a",), lambda: make(10))
+        memo.kept(lambda: (None,), lambda: make(30))  # larger than the bound: made, never kept
+        assert memo.kept(lambda: None, lambda: make(1)).size == 1  # no key: never kept
     assert made == [10, 10, 10, 10, 10, 30, 1] and kept.hits == 1 and kept.bytes <= 25
 
 

@@ -88,8 +88,10 @@ def weights_digest(module) -> str | None:
     return known[1]
 
 
-def kept(key: tuple | None, make: Callable[[], np.ndarray]) -> np.ndarray:
-    """`make()`, or inside `shared_maps` the array kept under `key` (None: never kept)."""
-    if not _active or key is None:
+def kept(key: Callable[[], tuple | None], make: Callable[[], np.ndarray]) -> np.ndarray:
+    """`make()`, or inside `shared_maps` the array kept under `key()` (a key of None: never kept). The key is a
+    function so a colourisation outside the block hashes nothing."""
+    if not _active:
         return make()
-    return _active[-1].get(key, make)
+    k = key()
+    return make() if k is None else _active[-1].get(k, make)

@@ -162,9 +162,10 @@ class _Pipeline(nn.Module):
         if "semantic" not in self.cfg.levels:
             return None
         parser, fcfg = self.parser(), feature_config(self.cfg)
-        weights = memo.weights_digest(parser)  # None for a stand-in that is not a network: never kept
-        smoothing = (fcfg.semantic_classes, fcfg.smooth_sigma_spatial, fcfg.smooth_sigma_color, fcfg.smooth_iterations)
-        key = None if weights is None else ("semantic", memo.image_digest(gray), weights, repr(parser.cfg), smoothing)
+        def key():  # None for a stand-in that is not a network: never kept
+            weights = memo.weights_digest(parser)
+            smoothing = (fcfg.smooth_sigma_spatial, fcfg.smooth_sigma_color, fcfg.smooth_iterations)
+            return None if weights is None else ("semantic", memo.image_digest(gray), weights, repr(parser.cfg), smoothing)
         return memo.kept(key, lambda: features.high_level(gray, parser, fcfg))
 
     def net_for(self, gray: np.ndarray, semantic: np.ndarray | None) -> "ChengNet":
@@ -236,9 +237,8 @@ class ChengNet(_Pipeline):
     def predict_uv(self, gray: np.ndarray, semantic: np.ndarray | None) -> np.ndarray:
         """(H, W) gray -> (H, W, 2) U, V, computing the local features in row tiles.
 
-        Each tile is cut with `features.context_radius` extra rows on both
-        sides, so its interior gets exactly the features of the whole image.
-        Inside `memo.shared_maps` nets of the same local levels make a tile's local features once.
+        Each tile is cut with `features.context_radius` extra rows on both sides, so its interior gets exactly
+        the features of the whole image. Inside `memo.shared_maps` nets of the same local levels make them once.
         """
         fcfg = feature_config(self.cfg)
         h, w = gray.shape
@@ -253,8 +253,9 @@ class ChengNet(_Pipeline):
             a, b = max(r0 - margin, 0), min(r1 + margin, h)
             tile, parts = gray[a:b], []
             if lcfg is not None:
-                key = ("local", memo.image_digest(tile), repr(lcfg))
-                parts.append(memo.kept(key, lambda: features.extract(tile, lcfg))[r0 - a : r1 - a])  # (rows, W, 49 + 32)
+                local_x = memo.kept(lambda: ("local", memo.image_digest(tile), repr(lcfg)),
+                                    lambda: features.extract(tile, lcfg))
+                parts.append(local_x[r0 - a : r1 - a])  # (rows, W, 49 + 32)
             if semantic is not None:
                 parts.append(np.asarray(semantic[r0:r1], dtype=np.float32))  # (rows, W, N)
             x = np.concatenate(parts, axis=2) if len(parts) > 1 else np.array(parts[0])  # (rows, W, D), this net's copy
