@@ -186,3 +186,11 @@ def test_runs_scored_side_by_side_land_in_their_caches_with_the_scores_one_proce
                                           rtol=1e-6)
     assert sweep.groupby("readout")["colorfulness_ratio"].mean()["vivid"] > sweep.groupby("readout")[
         "colorfulness_ratio"].mean()["own"]
+
+
+def test_the_smoke_profile_trains_and_scores_in_one_process():
+    from colorlab import profiles
+
+    assert profiles.workers("smoke", 2) == 1 and profiles.workers("cpu", 2) == 2 and profiles.workers("gpu", 1) == 1
+    with pytest.raises(ValueError):
+        profiles.workers("laptop", 2)

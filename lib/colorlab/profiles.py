@@ -61,3 +61,9 @@ def eval_sets(profile: str) -> list[tuple[str, str]]:
 def eval_limit(profile: str) -> int | None:
     """At most this many images per evaluation set (None = all)."""
     return {"smoke": 4, "cpu": 200, "gpu": None}[check(profile)]
+
+
+def workers(profile: str, asked: int) -> int:
+    """Processes that train and score runs side by side (`processes.side_by_side`): `asked`, but one at the smoke
+    profile, whose runs take seconds (spawning workers would cost more than they save)."""
+    return 1 if check(profile) == "smoke" else asked
