@@ -129,3 +129,31 @@ def test_a_readout_at_another_temperature_shares_the_weights_and_leaves_the_mode
     assert not torch.allclose(m.annealed_mean(logits), expected, atol=1e-3)
     gray = torch.rand(1, 1, 16, 16)
     assert not torch.allclose(mean.colorize(gray), m.colorize(gray))
+
+
+def test_the_temperatures_of_one_run_share_its_logits_inside_shared_maps_and_colour_as_alone():
+    from colorlab.experiments import iizuka_zhang2016 as extension
+    from colorlab.features import memo
+
+    m = model().eval()
+    calls = []
+    m.colorization.register_forward_hook(lambda *_: calls.append(1))  # the last block (a copy shares it) runs
+    gray = torch.rand(2, 1, 24, 32)
+    temperatures = (0.5, 0.7, 1.0)
+    alone = [extension.with_temperature(m, t).colorize(gray) for t in temperatures]
+    assert len(calls) == 3
+    calls.clear()
+    with memo.shared_maps() as kept:
+        together = [extension.with_temperature(m, t).colorize(gray) for t in temperatures]
+        assert len(calls) == 1 and kept.hits == 2
+        extension.with_temperature(m, 0.5).colorize(torch.rand(2, 1, 24, 32))  # another photo: run again
+        extension.with_temperature(model(neighbours=4).eval(), 0.5).colorize(gray)  # other weights: run again
+        assert kept.misses == 3
+    for t, a, b in zip(temperatures, alone, together):
+        assert torch.equal(a, b), t
+    assert not torch.equal(together[0], together[2])  # each temperature its own colours
+    m.train()
+    with memo.shared_maps() as kept:
+        for _ in range(2):
+            extension.with_temperature(m, 0.5)(gray)  # training mode: never kept
+    assert kept.hits == kept.misses == 0

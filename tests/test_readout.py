@@ -136,3 +136,61 @@ def test_a_claim_can_pair_a_readout_with_the_same_runs():
                                       readouts={name: readout.Readout(gain=readout.CLAIMED_GAIN)})
     assert set(table["a"]) == {name} and set(table["b"]) == {"full"}
     assert (table.set_index("metric").loc["colorfulness_error", "diff"]) != 0  # the readout was applied
+
+
+class _CountingNet(torch.nn.Module):
+    """A network stand-in (it has weights, so its readouts may share its output): ab from a 1x1 convolution of
+    the lightness; it counts its `colorize` calls."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv, self.calls = torch.nn.Conv2d(1, 2, 1), 0
+
+    @torch.no_grad()
+    def colorize(self, gray: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return color.from_working(gray, 20 * torch.tanh(self.conv(gray)), "lab")
+
+
+def test_the_gains_of_one_net_share_its_output_inside_shared_maps_and_colour_as_alone():
+    from colorlab.features import memo
+
+    net, other, gray = _CountingNet(), _CountingNet(seed=1), _gray()
+    gains = [readout.Readout(gain=g) for g in (0.75, 1.5, 2.0)] + [readout.Readout(gain=1.5, shorter=16)]
+    alone = [r.wrap(net).colorize(gray) for r in gains]
+    assert net.calls == 4  # outside the block every readout runs the net
+    net.calls = 0
+    with memo.shared_maps() as kept:
+        together = [r.wrap(net).colorize(gray) for r in gains]
+        assert net.calls == 2  # once at the photo's size for the three gains, once at the training scale
+        readout.Readout(gain=1.5).wrap(other).colorize(gray)  # another network: its own output
+        assert other.calls == 1 and kept.misses == 3 and kept.hits == 2
+        readout.Readout(gain=1.5).wrap(net).colorize(_gray(seed=2))  # another photo: the net runs again
+        assert net.calls == 3
+        with torch.no_grad():
+            net.conv.bias.add_(1.0)  # changed weights are another network
+        readout.Readout(gain=1.5).wrap(net).colorize(gray)
+        assert net.calls == 4
+    for a, b in zip(alone, together):
+        assert torch.equal(a, b)
+
+
+def test_a_readout_of_a_plain_colouriser_or_with_arguments_is_never_kept():
+    from colorlab.features import memo
+
+    painter, net, gray = _Painter(), _CountingNet(), _gray()
+    with memo.shared_maps() as kept:
+        for _ in range(2):
+            readout.Readout(gain=1.5).wrap(painter).colorize(gray)  # no weights to key it by
+    assert len(painter.seen) == 2 and kept.hits == kept.misses == 0
+
+    class Styled(_CountingNet):
+        def colorize(self, gray, global_from=None):
+            return super().colorize(gray)
+
+    styled = Styled()
+    with memo.shared_maps() as kept:
+        for _ in range(2):
+            readout.Readout(gain=1.5).wrap(styled).colorize(gray, global_from=gray)
+    assert styled.calls == 2 and kept.hits == 0

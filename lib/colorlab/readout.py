@@ -26,7 +26,9 @@ notebook 10:
   encoder sees.
 
 The wrapped model keeps the trained one's parameters (nothing is copied) and offers `colorize`, so it
-scores through `study.evaluate` like any method.
+scores through `study.evaluate` like any method. Inside `features.memo.shared_maps` (`study.score_runs` scores
+a run's readouts together there) the gains of one network share its output: the net runs once per photo for
+all of them, and each gain's colours are what it makes alone.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from colorlab import color
+from colorlab.features import memo
 
 # The gain of the claims row "the MSE readout's chrominance times g colours better" (`claims.ABLATIONS`): the
 # middle of notebook 10's sweep, fixed before the seeds were scored.
@@ -85,10 +88,23 @@ class ReadoutModel:
             return self.model.colorize(gray, **kwargs)
         net_gray = gray if r.shorter is None else color.to_working(
             gray, color.working_size(tuple(gray.shape[-2:]), shorter=r.shorter))  # (B, 1, h, w)
-        rgb = self.model.colorize(net_gray, **kwargs)  # (B, 3, h, w)
-        with torch.autocast(gray.device.type, enabled=False):
-            ab = color.rgb_to_lab(rgb.float())[:, 1:]  # (B, 2, h, w)
+
+        def net_ab() -> torch.Tensor:
+            rgb = self.model.colorize(net_gray, **kwargs)  # (B, 3, h, w)
+            with torch.autocast(gray.device.type, enabled=False):
+                return color.rgb_to_lab(rgb.float())[:, 1:]  # (B, 2, h, w)
+
+        ab = memo.kept(lambda: self._key(net_gray, kwargs), net_ab)  # (B, 2, h, w): once per photo for all gains
         return color.from_working(gray, r.gain * ab, "lab")  # (B, 3, H, W)
+
+    def _key(self, net_gray: torch.Tensor, kwargs: dict) -> tuple | None:
+        """What the model's ab of `net_gray` is kept under inside `memo.shared_maps` (several gains of one run
+        scored together run its network once per photo): the model object and a digest of its weights, and the
+        input's bytes; None (never kept) for a model that is no network or a call with keyword arguments."""
+        weights = memo.weights_digest(self.model)
+        if weights is None or kwargs:
+            return None
+        return "readout-ab", type(self.model).__name__, id(self.model), weights, memo.image_digest(net_gray.detach().cpu().numpy())
 
     def takes(self, name: str) -> bool:
         """Whether the wrapped model's `colorize` takes the keyword `name`."""
