@@ -194,3 +194,24 @@ def test_the_smoke_profile_trains_and_scores_in_one_process():
     assert profiles.workers("smoke", 2) == 1 and profiles.workers("cpu", 2) == 2 and profiles.workers("gpu", 1) == 1
     with pytest.raises(ValueError):
         profiles.workers("laptop", 2)
+
+
+def test_ablation_plans_train_each_run_once_and_decide_each_plans_claims(monkeypatch):
+    import dataclasses
+
+    from colorlab import models
+
+    net = models.get("iizuka2016").PRESETS["smoke"]
+    variants = {"full": ("iizuka2016", net), "no global features": ("iizuka2016", dataclasses.replace(net, use_global=False))}
+    plans = {"4 x 2": (4, [0, 1]), "2 x 3": (2, [0, 1, 2]), "4 x 3": (4, [0, 1, 2])}
+    asked = []
+    get_all = experiments.get_all
+    monkeypatch.setattr(experiments, "get_all", lambda requests, *a, **k: asked.append(requests) or get_all(requests, *a, **k))
+    s = study.load_eval_set("smoke", "val", 4)
+    table, cost = budget.ablation_plans(variants, plans, "smoke", [s])
+    assert len(asked) == 1 and len(asked[0]) == 2 * (3 + 3)  # the "4 x 2" runs are the "4 x 3" plan's seeds 0, 1
+    assert [r[1]["steps"] for r in asked[0]] == sorted((r[1]["steps"] for r in asked[0]), reverse=True)
+    assert list(dict.fromkeys(table["plan"])) == list(plans) and set(table["claim"]) == {"global features improve colourization"}
+    assert dict(table.groupby("plan", sort=False)["seeds"].first()) == {"4 x 2": 2, "2 x 3": 3, "4 x 3": 3}
+    assert (table.groupby("plan").size() == 3).all()  # AuC, PSNR, colourfulness error on the one set
+    assert cost["4 x 2"] < cost["4 x 3"] and all(v > 0 for v in cost.values())

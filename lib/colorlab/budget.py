@@ -248,6 +248,29 @@ TARGETS = {"psnr_vs_gray": 0.5, "auc_vs_gray": 0.015, "top1": 0.10}  # the cpu p
 CHENG_TARGETS = {"psnr_vs_gray": 0.0, "auc_vs_gray": 0.0}  # Cheng et al.: at least gray's, on SUN8 test and MiniPlaces
 
 
+def ablation_plans(variants: dict[str, tuple[str, object]], plans: dict[str, tuple[int, list[int]]], profile: str,
+                   eval_sets: list[study.EvalSet], workers: int = 1, progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Item 4's question, where an ablation's budget decides most: the claims (`claims.claims_on_each_set`) of
+    `variants` ({name: (model, network config)}, names as in `claims.ABLATIONS`) trained under each plan
+    ({label: (steps, seeds)}), e.g. 1,000 steps x 3 seeds against 500 x 5. Every run is the run store's (trained
+    once, `workers` at a time: plans that share steps share seeds' runs). Returns the claims with columns plan,
+    steps and seeds, and each plan's training CPU-seconds (`cpu_seconds`)."""
+    from colorlab import claims
+
+    requests = {(name, steps, s): (model, {"model_cfg": cfg, "steps": steps, "seed": s})
+                for name, (model, cfg) in variants.items() for steps, seeds in plans.values() for s in seeds}
+    order = sorted(requests, key=lambda k: -k[1])  # the longest first, so a pool of workers ends together
+    trained = dict(zip(order, experiments.get_all([requests[k] for k in order], profile, workers, progress)))
+    tables, cost = [], {}
+    for plan, (steps, seeds) in plans.items():
+        cost[plan] = sum(cpu_seconds(trained[(name, steps, s)]) for name in variants for s in seeds)
+        for model in dict.fromkeys(m for m, _ in variants.values()):
+            runs = {name: [trained[(name, steps, s)] for s in seeds] for name, (m, _) in variants.items() if m == model}
+            tables.append(claims.claims_on_each_set(runs, model, eval_sets, progress, workers=workers)
+                          .assign(plan=plan, steps=steps, seeds=len(seeds)))
+    return pd.concat(tables, ignore_index=True), cost
+
+
 def targets(per_seed: pd.DataFrame, goals: dict[str, float] = TARGETS) -> pd.DataFrame:
     """Per model (and readout, where the table has one: `readout_sweep`) and set: seed 0 and the mean over
     seeds of each target's measure, and whether each reaches it."""
