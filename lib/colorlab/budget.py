@@ -248,13 +248,14 @@ TARGETS = {"psnr_vs_gray": 0.5, "auc_vs_gray": 0.015, "top1": 0.10}  # the cpu p
 CHENG_TARGETS = {"psnr_vs_gray": 0.0, "auc_vs_gray": 0.0}  # Cheng et al.: at least gray's, on SUN8 test and MiniPlaces
 
 
-def ablation_plans(variants: dict[str, tuple[str, object]], plans: dict[str, tuple[int, list[int]]], profile: str,
-                   eval_sets: list[study.EvalSet], workers: int = 1, progress: bool = False) -> tuple[pd.DataFrame, dict]:
-    """Item 4's question, where an ablation's budget decides most: the claims (`claims.claims_on_each_set`) of
-    `variants` ({name: (model, network config)}, names as in `claims.ABLATIONS`) trained under each plan
-    ({label: (steps, seeds)}), e.g. 1,000 steps x 3 seeds against 500 x 5. Every run is the run store's (trained
-    once, `workers` at a time: plans that share steps share seeds' runs). Returns the claims with columns plan,
-    steps and seeds, and each plan's training CPU-seconds (`cpu_seconds`)."""
+def ablation_plans(variants: dict[str, tuple[str, object]], plans: dict[str, tuple[int, list[int]]],
+                   profile: str, eval_sets: list[study.EvalSet], workers: int = 1,
+                   progress: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Where an ablation's training budget decides most, in more steps or in more seeds: the claims
+    (`claims.claims_on_each_set`) of `variants` ({name: (model, network config)}, names as in `claims.ABLATIONS`)
+    trained under each plan ({label: (steps, seeds)}), e.g. 1,000 steps x 3 seeds against 500 x 5. Every run is
+    the run store's (trained once, `workers` at a time: plans that share steps share seeds' runs). Returns the
+    claims with columns plan, steps and seeds, and each plan's training CPU-seconds (`cpu_seconds`)."""
     from colorlab import claims
 
     requests = {(name, steps, s): (model, {"model_cfg": cfg, "steps": steps, "seed": s})

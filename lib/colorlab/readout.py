@@ -104,7 +104,8 @@ class ReadoutModel:
         weights = memo.weights_digest(self.model)
         if weights is None or kwargs:
             return None
-        return "readout-ab", type(self.model).__name__, id(self.model), weights, memo.image_digest(net_gray.detach().cpu().numpy())
+        image = memo.image_digest(net_gray.detach().cpu().numpy())
+        return "readout-ab", type(self.model).__name__, id(self.model), weights, image
 
     def takes(self, name: str) -> bool:
         """Whether the wrapped model's `colorize` takes the keyword `name`."""

@@ -14,8 +14,8 @@ import torch
 
 from colorlab import profiles, runs
 from colorlab.experiments import images, timing
-from colorlab.features import memo
 from colorlab.experiments.iizuka2016 import TRAIN  # noqa: F401 (the same schedules)
+from colorlab.features import memo
 from colorlab.models import iizuka_zhang2016 as net
 
 NAME = "iizuka_zhang2016"
