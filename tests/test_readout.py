@@ -179,7 +179,7 @@ def test_the_gains_of_one_net_share_its_output_inside_shared_maps_and_colour_as_
 def test_a_readout_of_a_plain_colouriser_or_with_arguments_is_never_kept():
     from colorlab.features import memo
 
-    painter, net, gray = _Painter(), _CountingNet(), _gray()
+    painter, gray = _Painter(), _gray()
     with memo.shared_maps() as kept:
         for _ in range(2):
             readout.Readout(gain=1.5).wrap(painter).colorize(gray)  # no weights to key it by

@@ -104,8 +104,7 @@ class ReadoutModel:
         weights = memo.weights_digest(self.model)
         if weights is None or kwargs:
             return None
-        image = memo.image_digest(net_gray.detach().cpu().numpy())
-        return "readout-ab", type(self.model).__name__, id(self.model), weights, image
+        return "readout-ab", type(self.model).__name__, id(self.model), weights, memo.image_digest(net_gray)
 
     def takes(self, name: str) -> bool:
         """Whether the wrapped model's `colorize` takes the keyword `name`."""

@@ -48,7 +48,7 @@ class _Tempered(net.IizukaZhang2016):
     def _key(self, gray: torch.Tensor) -> tuple:
         """The network's parameters (their digest and the config but its temperature) and the input's bytes."""
         return ("tempered-logits", memo.weights_digest(self), repr(replace(self.cfg, temperature=1.0)),
-                memo.image_digest(gray.detach().cpu().numpy()))
+                memo.image_digest(gray))
 
 
 def with_temperature(model: net.IizukaZhang2016, temperature: float) -> net.IizukaZhang2016:

@@ -88,8 +88,10 @@ def shared_maps(max_bytes: int = MAX_BYTES) -> Iterator[Kept]:
         _active.remove(kept_here)
 
 
-def image_digest(image: np.ndarray) -> tuple:
-    """What an array's key holds of it: a digest of its bytes, its shape and its dtype."""
+def image_digest(image: np.ndarray | torch.Tensor) -> tuple:
+    """What an array's (or a tensor's) key holds of it: a digest of its bytes, its shape and its dtype."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().numpy()
     image = np.ascontiguousarray(image)
     return hashlib.blake2b(image.tobytes(), digest_size=16).hexdigest(), image.shape, image.dtype.str
 
