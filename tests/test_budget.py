@@ -87,7 +87,8 @@ def test_the_extensions_readout_is_swept_over_temperatures_and_cached():
     sweep = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
     assert list(sweep["temperature"]) == [run.model.cfg.temperature, 1.0]
     assert sweep["colorfulness_ratio"].iloc[0] != sweep["colorfulness_ratio"].iloc[1]
-    assert len(list(run.dir.glob("eval-T1_*.csv"))) == 1
+    assert len(list(run.dir.glob(f"{readout.temperature_tag(1.0)}_*.csv"))) == 1
+    assert readout.temperature_tag(1.0).startswith("eval-T1-") and readout.temperature_tag(0.5) != readout.temperature_tag(1.0)
     again = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
     pd.testing.assert_frame_equal(sweep, again)
 

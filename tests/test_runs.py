@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import colorlab
-from colorlab import cli, color, experiments, keys, models, profiles, runs, settings, train, weights
+from colorlab import cli, color, experiments, keys, models, processes, profiles, runs, settings, train, weights
+from colorlab.commands import runs as run_table
 from colorlab.errors import ColorlabError
 from colorlab.experiments import images
 
@@ -210,6 +211,72 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny, monkeypatch, tmp_p
         assert torch.allclose(v.float(), resumed.model.state_dict()[k].float(), atol=1e-6), k
 
 
+def counting_fit(monkeypatch) -> list[int]:
+    """Patch `train.fit` to record the steps each call trains."""
+    steps, real_fit = [], train.fit
+
+    def fit(*args, **kwargs):
+        result = real_fit(*args, **kwargs)
+        steps.append(result.steps_trained)
+        return result
+
+    monkeypatch.setattr(train, "fit", fit)
+    return steps
+
+
+def test_a_longer_constant_rate_run_continues_the_shorter_one(tiny, monkeypatch, tmp_path, capsys):
+    t = lambda **kw: tcfg(eval_every=2, log_every=2, **kw)  # noqa: E731 - the 4-step run ends on a logged step
+    monkeypatch.setenv("COLORLAB_RUNS", str(tmp_path / "whole"))
+    whole = fit_arrays(tiny, t=t(steps=10))
+    monkeypatch.setenv("COLORLAB_RUNS", str(tmp_path / "store"))
+    short = fit_arrays(tiny, t=t(steps=4))
+    fit_arrays(tiny, t=t(steps=2))  # a shorter one still
+    fit_arrays(tiny, t=t(steps=6, lr=0.02))  # longer, but another rate
+    short.update_metrics(cpu_seconds=100.0)  # as if it had trained on more threads than this process has
+    steps = counting_fit(monkeypatch)
+    capsys.readouterr()
+    longer = fit_arrays(tiny, t=t(steps=10))
+    assert steps == [6] and f"continues run {short.key[:12]} from its step 4" in capsys.readouterr().err
+    assert longer.key == whole.key and longer.config["continues"]["key"] == short.key
+    assert longer.config["continues"]["steps"] == 4 and longer.config["continues"]["cpu_seconds"] == 100.0
+    assert runs.load_run(tiny, longer.key).config["continues"] == longer.config["continues"]  # kept in config.json
+    for k, v in whole.model.state_dict().items():
+        assert torch.equal(v, longer.model.state_dict()[k]), k
+    columns = ["step", "train_loss", "val_loss"]
+    assert longer.history[columns].equals(whole.history[columns])  # the history goes on from the shorter run's
+    m = longer.metrics  # wall seconds summed over both; CPU-seconds each at its own threads (here 1)
+    assert m["train_seconds"] > short.metrics["train_seconds"] and m["threads"] == 1
+    assert m["cpu_seconds"] == pytest.approx(100.0 + m["train_seconds"] - short.metrics["train_seconds"])
+    assert runs.cpu_seconds({"train_seconds": 3.0, "threads": 2}) == 6.0  # runs made before cpu_seconds was kept
+
+
+def test_an_interrupted_continued_run_keeps_what_it_continued(tiny):
+    short = fit_arrays(tiny, t=tcfg(steps=4))
+    Tiny.fail_at = 3  # the continued run dies in its third step (step 7), after its checkpoint at step 6
+    with pytest.raises(KeyboardInterrupt):
+        fit_arrays(tiny, t=tcfg(steps=10))
+    Tiny.fail_at = None
+    resumed = fit_arrays(tiny, t=tcfg(steps=10))
+    assert resumed.config["continues"]["key"] == short.key
+    assert resumed.metrics["cpu_seconds"] == pytest.approx(resumed.metrics["train_seconds"])  # one thread throughout
+
+
+@pytest.mark.parametrize("change", ["schedule", "seed", "code", "no-checkpoint", "no-resume"])
+def test_a_run_is_continued_only_from_its_own_shorter_run(tiny, monkeypatch, capsys, change):
+    cosine = dict(optimizer="adamw", schedule="warmup_cosine", warmup=0.25) if change == "schedule" else {}
+    short = fit_arrays(tiny, t=tcfg(steps=4, **cosine))
+    if change == "no-checkpoint":
+        (short.dir / "checkpoint.pt").unlink()
+    if change == "code":
+        monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: "edited code")
+    t = tcfg(steps=8, seed=1 if change == "seed" else 0, **cosine)
+    assert (runs.shorter_run(recipe(t=t)) is None) == (change != "no-resume")
+    steps = counting_fit(monkeypatch)
+    longer = fit_arrays(tiny, t=t, resume=change != "no-resume")
+    assert steps == [8] and "continues" not in longer.config  # trained from step 0
+    assert change != "no-checkpoint" or "cannot continue run" in capsys.readouterr().err
+
+
 def test_train_or_load_decodes_the_specs_and_passes_extras(tiny, monkeypatch):
     from colorlab import data
 
@@ -253,7 +320,7 @@ def test_smoke_profile_end_to_end_through_the_cli(capsys):
 def test_list_find_and_load_runs(tiny):
     a = fit_arrays(tiny)
     b = fit_arrays(tiny, t=tcfg(seed=1))
-    df = runs.list_runs()
+    df = run_table.list_runs()
     assert set(df["key"]) == {a.key[:12], b.key[:12]} and (df["status"] == "done").all()
     assert {"method", "config", "data", "steps", "val_loss", "date"} <= set(df.columns)
     assert "seed=1" in df.loc[df.key == b.key[:12], "config"].item()
@@ -324,6 +391,10 @@ def test_dry_run_says_whether_a_run_would_train_and_trains_nothing(capsys, monke
     assert first.splitlines()[0] in trained  # the same `run KEY in FOLDER` line
     assert cli.main(args + ["--dry-run"]) == 0
     assert "trained: it would be loaded" in capsys.readouterr().out
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("a dry run trained"))
+    longer = [a if a != "2" else "5" for a in args]  # the smoke preset's rate is constant: it goes on from step 2
+    assert cli.main(longer + ["--dry-run"]) == 0
+    assert f"it would continue run {first.split()[1]} from its step 2" in capsys.readouterr().out
 
 
 def test_bad_overrides_are_one_line_errors(capsys):
@@ -375,7 +446,7 @@ def test_listing_ignores_other_artefacts_in_the_runs_folder():
     other = settings.runs_dir() / "parser" / "abc123"
     other.mkdir(parents=True)
     (other / "config.json").write_text('{"key": "abc123", "parser": {}}')
-    assert runs.list_runs().empty
+    assert run_table.list_runs().empty
 
 
 def test_a_missing_dataset_is_one_line_naming_the_fetch_command(tmp_path, monkeypatch, capsys):
@@ -410,6 +481,27 @@ def test_variants_over_seeds_come_back_grouped_by_variant_in_seed_order(monkeypa
                                      [2, 0], "smoke", workers=2)
     assert got == {"a": ["iizuka2016:2:5", "iizuka2016:0:5"], "b": ["koalarization2017:2:None", "koalarization2017:0:None"]}
     assert len(asked) == 1 and asked[0][1:] == ("smoke", 2)  # one pool for every variant and seed
+
+
+def test_runs_of_one_lineage_train_in_one_worker_shortest_first(monkeypatch):
+    jobs = []
+
+    def in_process(fn, job_list, workers):
+        jobs.extend(job_list)
+        return [fn(*job) for job in job_list]
+
+    monkeypatch.setattr(processes, "side_by_side", in_process)
+    cosine = dict(optimizer="adamw", lr=1e-3, schedule="warmup_cosine", warmup=0.2)
+    requests = [("iizuka2016", {"steps": 4}), ("iizuka2016", {"steps": 2}), ("iizuka2016", {"steps": 4, "seed": 1}),
+                ("iizuka2016", {"steps": 4}), ("iizuka2016", {"steps": 2, **cosine}), ("iizuka2016", {"steps": 4, **cosine})]
+    got = experiments.get_all(requests, "smoke", workers=2, progress=False)  # the smoke preset: ADADELTA, constant
+    assert [job[2] for job in jobs] == [[{"steps": 2}, {"steps": 4}], [{"steps": 4, "seed": 1}],
+                                        [{"steps": 2, **cosine}], [{"steps": 4, **cosine}]]
+    assert got[0].config["continues"]["key"] == got[1].key and got[3].key == got[0].key
+    assert not any("continues" in run.config for run in got[1:3] + got[4:])
+    one = experiments.get_all([("iizuka2016", {"steps": 6, "seed": 2}), ("iizuka2016", {"steps": 3, "seed": 2})],
+                              "smoke", workers=1, progress=False)
+    assert one[0].config["continues"]["key"] == one[1].key  # one worker: the chain's order too
 
 
 def test_exclusive_makes_a_second_holder_wait(tmp_path, capsys):

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from colorlab import baselines, data, experiments, processes, profiles, settings, study
+from colorlab import baselines, data, experiments, processes, profiles, runs, settings, study
 
 # The recipes compared. "paper": each paper's optimiser at a constant rate (Iizuka sec. 3.4:
 # ADADELTA; Baldassarre et al. 2017: Adam 1e-3). "adamw-cosine": AdamW, 5% linear warm-up,
@@ -101,9 +101,8 @@ def eval_sets(profile: str, limit: int | None = 1000) -> list[study.EvalSet]:
 
 
 def cpu_seconds(run) -> float:
-    """Training wall time times the threads the run had (recorded in its metrics; 1 before that was kept)."""
-    m = run.metrics
-    return float(m.get("train_seconds") or np.nan) * int(m.get("threads") or 1)
+    """A run's training CPU-seconds (`runs.cpu_seconds`: wall time times threads, a continued run's summed)."""
+    return runs.cpu_seconds(run.metrics)
 
 
 def gray_scores(eval_set: study.EvalSet) -> pd.DataFrame:
@@ -186,22 +185,22 @@ def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
     """Each run of the vividness extension read out at every temperature (inference only: the same
     weights), scored as `curve` with `seed` and `temperature` columns; cached in each run's folder
     (what is not yet cached is scored `workers` at a time)."""
-    from colorlab.experiments import iizuka_zhang2016 as extension
+    from colorlab import readout
 
     by_own: dict[float, list] = {}  # a run read out at its own temperature is its own cached score ("eval")
     for run in extension_runs:
         by_own.setdefault(run.model.cfg.temperature, []).append(run)
     for own, group in by_own.items():
         study.score_runs(group, eval_sets, workers, progress,
-                         {"eval" if t == own else f"eval-T{t:g}": None if t == own else
-                          partial(extension.with_temperature, temperature=t) for t in temperatures})
+                         {"eval" if t == own else readout.temperature_tag(t): None if t == own else
+                          partial(readout.with_temperature, temperature=t) for t in temperatures})
 
     def score(labels, run, s):
         t = labels["temperature"]
         if t == run.model.cfg.temperature:
             return study.evaluate_run(run, s, progress=progress)  # the run's own readout: its cached score
-        model = extension.with_temperature(run.model, t)
-        return study.evaluate_cached({run.model_name: model}, s, run.dir, f"eval-T{t:g}", progress)
+        model = readout.with_temperature(run.model, t)
+        return study.evaluate_cached({run.model_name: model}, s, run.dir, readout.temperature_tag(t), progress)
 
     named = [({"model": run.model_name, "steps": run.train_config["steps"], "seed": run.train_config["seed"],
                "temperature": t}, run) for run in extension_runs for t in temperatures]

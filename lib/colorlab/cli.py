@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("colorlab.evaluation", "score colourized images against ground truth"),
     "colorize": ("colorlab.colorize", "colourize images or folders with a trained model"),
     "train": ("colorlab.commands.train", "train a model, or load its finished run (single process or torchrun)"),
-    "runs": ("colorlab.runs", "list trained runs and export one to a weights file"),
+    "runs": ("colorlab.commands.runs", "list trained runs and export one to a weights file"),
     "weights": ("colorlab.commands.weights", "build, verify and list the shipped trained models"),
     "bench": ("colorlab.bench", "time inference and training, write results/bench.json"),
     "reproduce": ("colorlab.notebooks", "run the numbered notebooks through papermill"),

@@ -39,6 +39,7 @@ import torch
 
 from colorlab import baselines, color, images, metrics, models, plots, runs, settings
 from colorlab import data as datasets
+from colorlab.commands import runs as run_table
 
 MAX_SIDE = 512  # longer side of every photo, in pixels
 WEIGHT_SUFFIXES = (".safetensors", ".pt")
@@ -189,7 +190,7 @@ def mean_ab(profile: str, size: int = MEAN_AB_SIZE) -> tuple[float, float]:
 
 
 def _run_about(row: dict | None) -> str:
-    """config summary, data, steps and validation loss of a `runs.list_runs` row."""
+    """config summary, data, steps and validation loss of a `commands.runs.list_runs` row."""
     if row is None:
         return ""
     parts = [f"{row['config']}", f"data {row['data']}", f"{row['steps']} steps"]
@@ -243,7 +244,7 @@ def available_methods(weights_dir: str | Path | None = None, ab_mean: tuple[floa
         "mean-ab": Method("mean-ab", "baseline", None, "built in", "the training photos' mean ab on every pixel",
                           _mean_ab_baseline(ab_mean)),
     }
-    listed = {(r["method"], r["key"]): r for r in runs.list_runs().to_dict("records")}
+    listed = {(r["method"], r["key"]): r for r in run_table.list_runs().to_dict("records")}
     for model_name in models.MODULES:
         for run in runs.find_runs(model_name, done=True):
             name = method_name(run)

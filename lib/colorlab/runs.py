@@ -15,6 +15,15 @@ interrupted one, or trains a new one; `status(recipe)` answers "will this
 retrain?" without training. The experiments (`colorlab.experiments`) build
 recipes; nothing here knows a paper.
 
+A constant learning rate is not laid over the steps, so the first N steps of
+a longer run are the N-step run (`colorlab.train` draws each batch from
+(seed, step)). A new run under a constant schedule therefore starts from the
+final checkpoint of the longest finished run whose key differs from its own
+only by fewer steps (`shorter_run`), and trains the steps that remain: the
+same weights as from step 0 (tests/test_runs.py), its history and training
+seconds summed over both. The paper recipes' 3,000-step points of the budget
+curve continue their 1,000-step runs this way.
+
     <runs_dir>/<model_name>/<key[:12]>/
         config.json     everything needed to rebuild the model and repeat the run
         checkpoint.pt   model + optimizer + RNG + history (colorlab.train), for resuming
@@ -33,13 +42,13 @@ self-describing safetensors file; `load_exported` rebuilds the model from it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import json
 import os
+import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -218,6 +227,51 @@ def status(recipe: Recipe) -> tuple[Run, str]:
     return run, "unfinished" if (folder / "checkpoint.pt").exists() else "new"
 
 
+def lineage(recipe: Recipe) -> str | None:
+    """What the runs that may continue one another share (the recipe's key at 1 step), for a recipe trained
+    by `train.fit` under a constant schedule; None for any other (a schedule laid over the steps makes a
+    longer run another run)."""
+    cfg = recipe.train_cfg
+    if recipe.fit is not None or getattr(cfg, "schedule", None) != "constant":
+        return None
+    return replace(recipe, train_cfg=replace(cfg, steps=1)).key
+
+
+def shorter_run(recipe: Recipe) -> Run | None:
+    """The finished run that `recipe`'s new run can continue, or None: of its `lineage`, the one with the
+    most steps fewer than the recipe's (its key is the recipe's key with those steps: same configs, data
+    and code) that kept the checkpoint of its last step."""
+    if lineage(recipe) is None:
+        return None
+    cfg = recipe.train_cfg
+    found = None
+    for run in all_runs(recipe.model_name):
+        steps = run.train_config.get("steps")
+        if not isinstance(steps, int) or not 0 < steps < cfg.steps or (found and steps <= found[1]):
+            continue
+        if run.key == replace(recipe, train_cfg=replace(cfg, steps=steps)).key and run.done:
+            found = (run, steps)
+    if found is None:
+        return None
+    run, steps = found
+    try:
+        run.verify()
+        state = torch.load(run.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    except (CorruptFileError, OSError, RuntimeError, ValueError) as err:  # no checkpoint, or a damaged one
+        print(f"[runs] cannot continue run {run.key[:12]} ({type(err).__name__}: {err}); training from step 0",
+              file=sys.stderr, flush=True)
+        return None
+    return run if state.get("step") == steps and state.get("meta", {}).get("key") == run.key else None
+
+
+def _continue(shorter: Run, folder: Path, key: str) -> None:
+    """Seed the new run's folder with the last checkpoint of `shorter`, so `train.fit` resumes from it."""
+    with atomic.writing(folder / "checkpoint.pt") as tmp:
+        shutil.copyfile(shorter.dir / "checkpoint.pt", tmp)
+    print(f"[runs] run {key[:12]} continues run {shorter.key[:12]} from its step {shorter.train_config['steps']}",
+          file=sys.stderr, flush=True)
+
+
 def _config(recipe: Recipe, key: str, existing: dict | None) -> dict:
     return keys.jsonable({
         "key": key, "model_name": recipe.model_name, "module": recipe.module,
@@ -255,9 +309,19 @@ def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progre
     config = _config(recipe, key, existing)
     run = Run(key, folder, config)
     world = training.init_distributed(training.resolve_device(getattr(recipe.train_cfg, "device", "cpu")))
+    resuming = resume and (folder / "checkpoint.pt").exists()
+    shorter = shorter_run(recipe) if resume and not resuming and world.size == 1 else None
+    if shorter is not None:  # what it continues, and that run's training time (its CPU-seconds at its threads)
+        config["continues"] = {"key": shorter.key, "steps": shorter.train_config["steps"],
+                               "train_seconds": shorter.metrics.get("train_seconds"),
+                               "cpu_seconds": cpu_seconds(shorter.metrics)}
+    elif resuming and "continues" in (existing or {}):  # a continued run, interrupted: keep where it came from
+        config["continues"] = existing["continues"]
     if world.main:  # under torchrun only rank 0 writes
         atomic.write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
         (folder / "done").unlink(missing_ok=True)
+    if shorter is not None:
+        _continue(shorter, folder, key)
     if recipe.fit is not None:
         model, metrics = recipe.fit(folder, progress, resume)
         config["model_config"] = keys.jsonable(asdict(model.cfg))  # e.g. the clusters Cheng's Alg. 3 found
@@ -294,15 +358,28 @@ def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progre
 
 def _finish_metrics(run: Run, result: training.TrainResult) -> None:
     """metrics.json: last logged value of every curve; train_seconds = wall time of the whole
-    run, validation and checkpoints included, summed over resumes."""
+    run, validation and checkpoints included, summed over resumes; cpu_seconds = that times the
+    threads, where a continued run counts the run it continued (config "continues") at its own."""
     h = result.history
     last = {c: float(h[c].dropna().iloc[-1]) for c in h.columns
             if c.startswith(("train_", "val_")) and h[c].notna().any()}
     trained_s = float(h["time_s"].iloc[-1]) if len(h) else 0.0
     steps = int(run.train_config["steps"])
-    run.update_metrics(steps=steps, train_seconds=trained_s, threads=torch.get_num_threads(),
+    threads = torch.get_num_threads()
+    cpu_s = trained_s * threads
+    before = run.config.get("continues")
+    if before:
+        cpu_s = cpu_seconds(before) + (trained_s - float(before.get("train_seconds") or 0.0)) * threads
+    run.update_metrics(steps=steps, train_seconds=trained_s, threads=threads, cpu_seconds=cpu_s,
                        samples_per_s=steps * int(run.train_config["batch_size"]) / trained_s if trained_s else None,
                        **last)
+
+
+def cpu_seconds(metrics: dict) -> float:
+    """A run's training CPU-seconds from its metrics: `cpu_seconds` where kept, else wall seconds times threads."""
+    if metrics.get("cpu_seconds") is not None:
+        return float(metrics["cpu_seconds"])
+    return float(metrics.get("train_seconds") or np.nan) * int(metrics.get("threads") or 1)
 
 
 def _draw_curves(run: Run) -> None:
@@ -323,7 +400,8 @@ def _draw_curves(run: Run) -> None:
 
 
 # --- finding runs -----------------------------------------------------------------------
-def _all_runs(model_name: str | None = None) -> list[Run]:
+def all_runs(model_name: str | None = None) -> list[Run]:
+    """Every run folder of `model_name` (None: of every model), finished or not, oldest first."""
     root = settings.runs_dir()
     if not root.exists():
         return []
@@ -336,7 +414,7 @@ def load_run(model_name: str | None, key: str) -> Run:
     """The run whose key starts with `key` (at least 6 hex digits); model_name None searches all models."""
     if len(key) < 6:
         raise ColorlabError(f"give at least 6 digits of the run key, got {key!r}", fix="colorlab runs list")
-    hits = [r for r in _all_runs(model_name) if r.key.startswith(key)]
+    hits = [r for r in all_runs(model_name) if r.key.startswith(key)]
     if len(hits) != 1:
         where = settings.runs_dir() / (model_name or "*")
         raise ColorlabError(f"{'no' if not hits else len(hits)} runs with key {key}...", path=where,
@@ -350,68 +428,4 @@ def find_runs(model_name: str, done: bool = True, **filters) -> list[Run]:
         cfg = {**run.train_config, **run.model_config}
         return all(k in cfg and cfg[k] == keys.jsonable(v) for k, v in filters.items())
 
-    return [r for r in _all_runs(model_name) if matches(r) and (r.done or not done)]
-
-
-def _summary(run: Run) -> str:
-    try:
-        defaults = keys.jsonable(asdict(network_module(run.config).Config()))
-    except Exception:  # noqa: BLE001 - a model that is gone still lists
-        defaults = {}
-    changed = {k: v for k, v in run.model_config.items() if defaults.get(k) != v}
-    t = run.train_config
-    parts = [f"{k}={v}" for k, v in changed.items()]
-    if "optimizer" in t:
-        parts += [f"{t['optimizer']} lr={t.get('lr')}", f"batch={t.get('batch_size')}"]
-    return ", ".join(parts + [f"seed={t.get('seed')}"])
-
-
-def _data_summary(data: dict) -> str:
-    spec = data.get("train")
-    if not isinstance(spec, dict) or "name" not in spec:
-        return str(data.get("arrays", data.get("train", "")))[:40]
-    limit = f" limit {spec['limit']}" if spec.get("limit") else ""
-    return f"{spec['name']}/{spec['split']}@{spec['size']}{limit}"
-
-
-def list_runs(model_name: str | None = None) -> pd.DataFrame:
-    """One row per run: method, key, config summary, data, steps, final metrics, date, status."""
-    rows = []
-    for run in _all_runs(model_name):
-        m = run.metrics
-        history = run.history
-        rows.append({
-            "method": run.model_name, "key": run.key[:12], "config": _summary(run),
-            "data": _data_summary(run.config.get("data", {})),
-            "steps": int(history["step"].iloc[-1]) if len(history) and "step" in history else m.get("steps", 0),
-            "target_steps": run.train_config.get("steps"),
-            "val_loss": m.get("val_loss"), "val_top1": m.get("val_top1"), "train_seconds": m.get("train_seconds"),
-            "date": run.config.get("created"), "status": "done" if run.done else "unfinished",
-        })
-    columns = ["method", "key", "config", "data", "steps", "target_steps", "val_loss", "val_top1",
-               "train_seconds", "date", "status"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-# --- command line: `colorlab runs list | export` ------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = sub.add_parser("list", help="list trained runs")
-    p.add_argument("--model", help="only this model")
-    p = sub.add_parser("export", help="write a run's weights to one safetensors file")
-    p.add_argument("key", help="run key (at least 6 leading digits)")
-    p.add_argument("out", type=Path, help="output file (.safetensors)")
-    p.add_argument("--model", help="model name, to narrow the key search")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.action == "list":
-        df = list_runs(args.model)
-        print(f"no runs under {settings.runs_dir()}" if df.empty else df.to_markdown(index=False, floatfmt=".4g"))
-        return 0
-    from colorlab import weights
-
-    found = load_run(args.model, args.key)
-    out = weights.export(found, args.out)
-    print(f"wrote {out} ({found.model_name}, run {found.key[:12]})")
-    return 0
+    return [r for r in all_runs(model_name) if matches(r) and (r.done or not done)]

@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         found, state = runs.status(recipe)
         print(f"run {found.key[:12]} in {found.dir}")
-        print(STATES[state])
+        shorter = runs.shorter_run(recipe) if state == "new" and args.resume else None
+        print(STATES[state] if shorter is None else
+              f"not trained: it would continue run {shorter.key[:12]} from its step {shorter.train_config['steps']}")
         return 0
     if main:
         print(f"model {args.model} ({args.profile}): {recipe.model_cfg}\ntrain: {recipe.train_cfg}")

@@ -178,8 +178,8 @@ def get(name: str, profile: str = "cpu", *, progress: bool = True, resume: bool 
     return runs.get(found, progress=progress, resume=resume)
 
 
-def _train_in_worker(name: str, profile: str, kwargs: dict) -> str:
-    return get(name, profile, progress=False, **kwargs).key
+def _train_in_worker(name: str, profile: str, chain: list[dict]) -> list[str]:
+    return [get(name, profile, progress=False, **kwargs).key for kwargs in chain]
 
 
 def get_all(requests: list[tuple[str, dict]], profile: str = "cpu", workers: int = 1,
@@ -189,19 +189,28 @@ def get_all(requests: list[tuple[str, dict]], profile: str = "cpu", workers: int
     workers > 1: the runs not yet trained train first in that many processes of one thread each
     (on a 2-core CPU two runs side by side train more images per second than one on both
     threads: `make bench`'s `thread_layout`); the run store's lock keeps two processes from
-    training the same run. Inputs the runs share (decoded photos, embeddings) are made here first.
+    training the same run. Runs of one `runs.lineage` (a constant rate, differing only in their
+    steps) train in one process, shortest first, each continuing the one before. Inputs the runs
+    share (decoded photos, embeddings) are made here first.
     """
-    todo: dict[str, tuple[str, dict]] = {}  # run key -> request, once per key
+    chains: dict[tuple[str, str], list[tuple[int, dict]]] = {}  # (name, lineage or key) -> (steps, kwargs)
+    seen = set()
     for n, kw in requests:
         found = recipe(n, profile, progress=progress, **kw)
-        if found.key not in todo and runs.status(found)[1] != "trained":
-            todo[found.key] = (n, kw)
-    todo = list(todo.values())
-    if workers > 1 and len(todo) > 1:  # else each trains below, in this process on all its threads
-        trained = processes.side_by_side(_train_in_worker, [(n, profile, kw) for n, kw in todo], workers)
-        for (n, _), key in zip(todo, trained):
-            if progress:
+        if found.key not in seen and runs.status(found)[1] != "trained":
+            chain = chains.setdefault((n, runs.lineage(found) or found.key), [])
+            chain.append((getattr(found.train_cfg, "steps", 0), kw))
+        seen.add(found.key)
+    jobs = [(n, profile, [kw for _, kw in sorted(chain, key=lambda c: c[0])]) for (n, _), chain in chains.items()]
+    if workers > 1 and len(jobs) > 1:
+        trained = processes.side_by_side(_train_in_worker, jobs, workers)
+        for (n, _, _), chain_keys in zip(jobs, trained):
+            for key in chain_keys if progress else ():
                 print(f"[train] {n} run {key[:12]} trained", flush=True)
+    else:  # in this process, on all its threads
+        for n, _, chain in jobs:
+            for kw in chain:
+                get(n, profile, progress=progress, **kw)
     return [get(n, profile, progress=progress, **kw) for n, kw in requests]
 
 

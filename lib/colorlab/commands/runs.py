@@ -1,0 +1,81 @@
+"""`colorlab runs list | export`: the run store's table of trained runs, and one run's weights to one file.
+
+    colorlab runs list [--model NAME]             # method, key, config, data, steps, metrics, status
+    colorlab runs export KEY out.safetensors      # a self-describing weights file (`weights.export`)
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from colorlab import keys, settings
+from colorlab.configs import network_module
+from colorlab.runs import Run, all_runs, load_run
+
+
+def _summary(run: Run) -> str:
+    try:
+        defaults = keys.jsonable(asdict(network_module(run.config).Config()))
+    except Exception:  # noqa: BLE001 - a model that is gone still lists
+        defaults = {}
+    changed = {k: v for k, v in run.model_config.items() if defaults.get(k) != v}
+    t = run.train_config
+    parts = [f"{k}={v}" for k, v in changed.items()]
+    if "optimizer" in t:
+        parts += [f"{t['optimizer']} lr={t.get('lr')}", f"batch={t.get('batch_size')}"]
+    return ", ".join(parts + [f"seed={t.get('seed')}"])
+
+
+def _data_summary(data: dict) -> str:
+    spec = data.get("train")
+    if not isinstance(spec, dict) or "name" not in spec:
+        return str(data.get("arrays", data.get("train", "")))[:40]
+    limit = f" limit {spec['limit']}" if spec.get("limit") else ""
+    return f"{spec['name']}/{spec['split']}@{spec['size']}{limit}"
+
+
+def list_runs(model_name: str | None = None) -> pd.DataFrame:
+    """One row per run: method, key, config summary, data, steps, final metrics, date, status."""
+    rows = []
+    for run in all_runs(model_name):
+        m = run.metrics
+        history = run.history
+        rows.append({
+            "method": run.model_name, "key": run.key[:12], "config": _summary(run),
+            "data": _data_summary(run.config.get("data", {})),
+            "steps": int(history["step"].iloc[-1]) if len(history) and "step" in history else m.get("steps", 0),
+            "target_steps": run.train_config.get("steps"),
+            "val_loss": m.get("val_loss"), "val_top1": m.get("val_top1"), "train_seconds": m.get("train_seconds"),
+            "date": run.config.get("created"), "status": "done" if run.done else "unfinished",
+        })
+    columns = ["method", "key", "config", "data", "steps", "target_steps", "val_loss", "val_top1",
+               "train_seconds", "date", "status"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --- command line: `colorlab runs list | export` ------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = sub.add_parser("list", help="list trained runs")
+    p.add_argument("--model", help="only this model")
+    p = sub.add_parser("export", help="write a run's weights to one safetensors file")
+    p.add_argument("key", help="run key (at least 6 leading digits)")
+    p.add_argument("out", type=Path, help="output file (.safetensors)")
+    p.add_argument("--model", help="model name, to narrow the key search")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        df = list_runs(args.model)
+        print(f"no runs under {settings.runs_dir()}" if df.empty else df.to_markdown(index=False, floatfmt=".4g"))
+        return 0
+    from colorlab import weights
+
+    found = load_run(args.model, args.key)
+    out = weights.export(found, args.out)
+    print(f"wrote {out} ({found.model_name}, run {found.key[:12]})")
+    return 0
