@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from colorlab import baselines, budget, experiments, readout, runs, study
+from colorlab import baselines, budget, experiments, readout, runs, study, temperature
 
 
 def test_the_grid_covers_two_recipes_two_widths_and_a_tenfold_budget():
@@ -87,8 +87,8 @@ def test_the_extensions_readout_is_swept_over_temperatures_and_cached():
     sweep = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
     assert list(sweep["temperature"]) == [run.model.cfg.temperature, 1.0]
     assert sweep["colorfulness_ratio"].iloc[0] != sweep["colorfulness_ratio"].iloc[1]
-    assert len(list(run.dir.glob(f"{readout.temperature_tag(1.0)}_*.csv"))) == 1
-    assert readout.temperature_tag(1.0).startswith("eval-T1-") and readout.temperature_tag(0.5) != readout.temperature_tag(1.0)
+    assert len(list(run.dir.glob(f"{temperature.tag(1.0)}_*.csv"))) == 1
+    assert temperature.tag(1.0).startswith("eval-T1-") and temperature.tag(0.5) != temperature.tag(1.0)
     again = budget.temperature_sweep([run], [s], (run.model.cfg.temperature, 1.0))
     pd.testing.assert_frame_equal(sweep, again)
 

@@ -117,10 +117,10 @@ def test_only_lab_output():
 
 
 def test_a_readout_at_another_temperature_shares_the_weights_and_leaves_the_model_alone():
-    from colorlab import readout
+    from colorlab import temperature
 
     m = model().eval()
-    mean = readout.with_temperature(m, 1.0)
+    mean = temperature.with_temperature(m, 1.0)
     assert mean.cfg.temperature == 1.0 and m.cfg.temperature == zhang.PRESETS["smoke"].temperature
     assert all(a is b for a, b in zip(mean.parameters(), m.parameters()))
     logits = torch.randn(1, len(m.bins), 2, 2)
@@ -132,7 +132,7 @@ def test_a_readout_at_another_temperature_shares_the_weights_and_leaves_the_mode
 
 
 def test_the_temperatures_of_one_run_share_its_logits_inside_shared_maps_and_colour_as_alone():
-    from colorlab import readout
+    from colorlab import temperature
     from colorlab.features import memo
 
     m = model().eval()
@@ -140,14 +140,14 @@ def test_the_temperatures_of_one_run_share_its_logits_inside_shared_maps_and_col
     m.colorization.register_forward_hook(lambda *_: calls.append(1))  # the last block (a copy shares it) runs
     gray = torch.rand(2, 1, 24, 32)
     temperatures = (0.5, 0.7, 1.0)
-    alone = [readout.with_temperature(m, t).colorize(gray) for t in temperatures]
+    alone = [temperature.with_temperature(m, t).colorize(gray) for t in temperatures]
     assert len(calls) == 3
     calls.clear()
     with memo.shared_maps() as kept:
-        together = [readout.with_temperature(m, t).colorize(gray) for t in temperatures]
+        together = [temperature.with_temperature(m, t).colorize(gray) for t in temperatures]
         assert len(calls) == 1 and kept.hits == 2
-        readout.with_temperature(m, 0.5).colorize(torch.rand(2, 1, 24, 32))  # another photo: run again
-        readout.with_temperature(model(neighbours=4).eval(), 0.5).colorize(gray)  # other weights: run again
+        temperature.with_temperature(m, 0.5).colorize(torch.rand(2, 1, 24, 32))  # another photo: run again
+        temperature.with_temperature(model(neighbours=4).eval(), 0.5).colorize(gray)  # other weights: run again
         assert kept.misses == 3
     for t, a, b in zip(temperatures, alone, together):
         assert torch.equal(a, b), t
@@ -155,5 +155,16 @@ def test_the_temperatures_of_one_run_share_its_logits_inside_shared_maps_and_col
     m.train()
     with memo.shared_maps() as kept:
         for _ in range(2):
-            readout.with_temperature(m, 0.5)(gray)  # training mode: never kept
+            temperature.with_temperature(m, 0.5)(gray)  # training mode: never kept
     assert kept.hits == kept.misses == 0
+
+
+def test_the_temperature_readouts_scores_are_keyed_by_its_code_and_the_network(monkeypatch):
+    from colorlab import keys, temperature
+
+    before = temperature.tag(0.5)
+    asked = []
+    monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: asked.append(list(producers)) or "edited")
+    assert temperature.tag(0.5) != before and asked == [["colorlab.temperature"]]
+    assert "colorlab.models.iizuka_zhang2016" in keys.closure(["colorlab.temperature"])  # the network it reads out
+    assert "colorlab.temperature" not in keys.closure(["colorlab.readout"])  # a gain's scores do not depend on it

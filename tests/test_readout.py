@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from colorlab import budget, claims, color, experiments, keys, readout, study
+from colorlab import budget, claims, color, experiments, readout, study
 
 
 class _Painter:
@@ -194,11 +194,3 @@ def test_a_readout_of_a_plain_colouriser_or_with_arguments_is_never_kept():
         for _ in range(2):
             readout.Readout(gain=1.5).wrap(styled).colorize(gray, global_from=gray)
     assert styled.calls == 2 and kept.hits == 0
-
-
-def test_the_temperature_readouts_scores_are_keyed_by_the_readout_code(monkeypatch):
-    before = readout.temperature_tag(0.5)
-    asked = []
-    monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: asked.append(list(producers)) or "edited")
-    assert readout.temperature_tag(0.5) != before and asked == [["colorlab.readout"]]
-    assert "colorlab.models.iizuka_zhang2016" in keys.closure(["colorlab.readout"])  # and the network it reads out

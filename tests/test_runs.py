@@ -252,21 +252,25 @@ def test_a_longer_constant_rate_run_continues_the_shorter_one(tiny, monkeypatch,
 
 def test_an_interrupted_continued_run_keeps_what_it_continued(tiny):
     short = fit_arrays(tiny, t=tcfg(steps=4))
+    short.update_metrics(cpu_seconds=100.0)
     Tiny.fail_at = 3  # the continued run dies in its third step (step 7), after its checkpoint at step 6
     with pytest.raises(KeyboardInterrupt):
         fit_arrays(tiny, t=tcfg(steps=10))
     Tiny.fail_at = None
     resumed = fit_arrays(tiny, t=tcfg(steps=10))
-    assert resumed.config["continues"]["key"] == short.key
-    assert resumed.metrics["cpu_seconds"] == pytest.approx(resumed.metrics["train_seconds"])  # one thread throughout
+    m, before = resumed.metrics, resumed.config["continues"]
+    assert before["key"] == short.key and before["train_seconds"] == pytest.approx(short.metrics["train_seconds"])
+    assert m["cpu_seconds"] == pytest.approx(100.0 + m["train_seconds"] - before["train_seconds"])
 
 
-@pytest.mark.parametrize("change", ["schedule", "seed", "code", "no-checkpoint", "no-resume"])
+@pytest.mark.parametrize("change", ["schedule", "seed", "code", "no-checkpoint", "empty-checkpoint", "no-resume"])
 def test_a_run_is_continued_only_from_its_own_shorter_run(tiny, monkeypatch, capsys, change):
     cosine = dict(optimizer="adamw", schedule="warmup_cosine", warmup=0.25) if change == "schedule" else {}
     short = fit_arrays(tiny, t=tcfg(steps=4, **cosine))
     if change == "no-checkpoint":
         (short.dir / "checkpoint.pt").unlink()
+    if change == "empty-checkpoint":
+        (short.dir / "checkpoint.pt").write_bytes(b"")
     if change == "code":
         monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: "edited code")
     t = tcfg(steps=8, seed=1 if change == "seed" else 0, **cosine)
@@ -274,7 +278,7 @@ def test_a_run_is_continued_only_from_its_own_shorter_run(tiny, monkeypatch, cap
     steps = counting_fit(monkeypatch)
     longer = fit_arrays(tiny, t=t, resume=change != "no-resume")
     assert steps == [8] and "continues" not in longer.config  # trained from step 0
-    assert change != "no-checkpoint" or "cannot continue run" in capsys.readouterr().err
+    assert "checkpoint" not in change or "cannot continue run" in capsys.readouterr().err
 
 
 def test_train_or_load_decodes_the_specs_and_passes_extras(tiny, monkeypatch):

@@ -185,22 +185,22 @@ def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
     """Each run of the vividness extension read out at every temperature (inference only: the same
     weights), scored as `curve` with `seed` and `temperature` columns; cached in each run's folder
     (what is not yet cached is scored `workers` at a time)."""
-    from colorlab import readout
+    from colorlab import temperature
 
     by_own: dict[float, list] = {}  # a run read out at its own temperature is its own cached score ("eval")
     for run in extension_runs:
         by_own.setdefault(run.model.cfg.temperature, []).append(run)
     for own, group in by_own.items():
         study.score_runs(group, eval_sets, workers, progress,
-                         {"eval" if t == own else readout.temperature_tag(t): None if t == own else
-                          partial(readout.with_temperature, temperature=t) for t in temperatures})
+                         {"eval" if t == own else temperature.tag(t): None if t == own else
+                          partial(temperature.with_temperature, temperature=t) for t in temperatures})
 
     def score(labels, run, s):
         t = labels["temperature"]
         if t == run.model.cfg.temperature:
             return study.evaluate_run(run, s, progress=progress)  # the run's own readout: its cached score
-        model = readout.with_temperature(run.model, t)
-        return study.evaluate_cached({run.model_name: model}, s, run.dir, readout.temperature_tag(t), progress)
+        model = temperature.with_temperature(run.model, t)
+        return study.evaluate_cached({run.model_name: model}, s, run.dir, temperature.tag(t), progress)
 
     named = [({"model": run.model_name, "steps": run.train_config["steps"], "seed": run.train_config["seed"],
                "temperature": t}, run) for run in extension_runs for t in temperatures]

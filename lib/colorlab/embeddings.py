@@ -91,7 +91,7 @@ def for_spec(spec, classifier: mobilenet_v2.ClassifierConfig, size: int = mobile
 
 def extras(train_spec, val_spec, classifier: mobilenet_v2.ClassifierConfig, size: int = mobilenet_v2.INPUT_SIZE,
            device: str | torch.device = "cpu", progress: bool = True) -> dict:
-    """`{"embedding": (train, val, identity)}` for `colorlab.runs.train_or_load(..., extras=...)`."""
+    """`{"embedding": (train, val, identity)}`: the extras of a recipe (`experiments.images.recipe(..., extras=...)`)."""
     train, train_key = for_spec(train_spec, classifier, size, device, progress)
     val, val_key = (None, "none") if val_spec is None else for_spec(val_spec, classifier, size, device, progress)
     return {"embedding": (train, val, f"{train_key} | {val_key}")}

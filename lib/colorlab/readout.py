@@ -29,25 +29,18 @@ The wrapped model keeps the trained one's parameters (nothing is copied) and off
 scores through `study.evaluate` like any method. Inside `features.memo.shared_maps` (`study.score_runs` scores
 a run's readouts together there) the gains of one network share its output: the net runs once per photo for
 all of them, and each gain's colours are what it makes alone.
-
-The vividness extension (`models.iizuka_zhang2016`) has a readout knob of its own, Zhang et al.'s temperature:
-`with_temperature(model, t)` reads the same weights out by the annealed mean at t (notebook 09's sweep); its
-logits are shared between temperatures as a gain's colours are. Each readout's cached scores carry a key of
-this module's code (`cache_tag`, `temperature_tag`), so an edit here scores them again.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 
-from colorlab import color, keys
+from colorlab import color
 from colorlab.features import memo
-from colorlab.models import iizuka_zhang2016 as extension
 
 # The gain of the claims row "the MSE readout's chrominance times g colours better" (`claims.ABLATIONS`): the
 # middle of notebook 10's sweep, fixed before the seeds were scored.
@@ -118,37 +111,6 @@ class ReadoutModel:
         return name in inspect.signature(self.model.colorize).parameters
 
 
-class Tempered(extension.IizukaZhang2016):
-    """The extension's trained weights read out at another temperature (`with_temperature`): the model's own
-    network and `colorize`; inside `features.memo.shared_maps` its inference forward is kept per input, so the
-    temperatures of one run scored together run the network once per photo (each reads the same logits as alone)."""
-
-    def forward(self, gray: torch.Tensor, global_gray: torch.Tensor | None = None):
-        if global_gray is not None or torch.is_grad_enabled() or self.training:
-            return super().forward(gray, global_gray)
-        return memo.kept(lambda: self._key(gray), lambda: super(Tempered, self).forward(gray))
-
-    def _key(self, gray: torch.Tensor) -> tuple:
-        """The network's parameters (their digest and the config but its temperature) and the input's bytes."""
-        return ("tempered-logits", memo.weights_digest(self), repr(replace(self.cfg, temperature=1.0)),
-                memo.image_digest(gray))
-
-
-def with_temperature(model: extension.IizukaZhang2016, temperature: float) -> extension.IizukaZhang2016:
-    """The same trained weights (shared, not copied) read out by the annealed mean at `temperature`
-    (Zhang et al. 2016 sec. 3.2: T -> 0 is the mode, T = 1 the mean of the predicted distribution)."""
-    tempered = copy.copy(model)  # a shallow copy: its parameters and buffers are the model's own
-    tempered.__class__ = Tempered  # the same network; its logits shared with other temperatures while scoring
-    tempered.cfg = replace(model.cfg, temperature=temperature)
-    return tempered
-
-
-def temperature_tag(temperature: float) -> str:
-    """The tag of the extension's cached scores at `temperature` (not its own: that is "eval"): the temperature
-    and a key of it and of this module's code."""
-    return f"eval-T{temperature:g}-{keys.key({'temperature': float(temperature)}, [__name__])[:8]}"
-
-
 def training_scale(run) -> int:
     """The side, in pixels, of the photos `run` learnt from (`TrainConfig.data_size`, else the net's train_size)."""
     return int(run.train_config.get("data_size") or run.model.cfg.train_size)
@@ -157,6 +119,8 @@ def training_scale(run) -> int:
 def cache_tag(readout: Readout | None) -> str:
     """The tag of a readout's cached scores in a run's folder: the readout's name and a key of its values and of
     this module's code; "eval" (the run's own score, `study.evaluate_run`) for the identity readout."""
+    from colorlab import keys
+
     if readout is None or readout.is_identity:
         return "eval"
     return f"{readout.tag}-{keys.key(asdict(readout), [__name__])[:8]}"

@@ -19,10 +19,12 @@ A constant learning rate is not laid over the steps, so the first N steps of
 a longer run are the N-step run (`colorlab.train` draws each batch from
 (seed, step)). A new run under a constant schedule therefore starts from the
 final checkpoint of the longest finished run whose key differs from its own
-only by fewer steps (`shorter_run`), and trains the steps that remain: the
-same weights as from step 0 (tests/test_runs.py), its history and training
-seconds summed over both. The paper recipes' 3,000-step points of the budget
-curve continue their 1,000-step runs this way.
+only by fewer steps (`shorter_run`), and trains the steps that remain: on the
+same device and threads, the same weights as from step 0 (tests/test_runs.py;
+on other threads they differ by float rounding, as any rerun there does); its
+history goes on from the shorter run's (with a row at its last step where that
+is not an evaluation step) and its training seconds add up. The paper recipes'
+3,000-step points of the budget curve continue their 1,000-step runs this way.
 
     <runs_dir>/<model_name>/<key[:12]>/
         config.json     everything needed to rebuild the model and repeat the run
@@ -257,19 +259,25 @@ def shorter_run(recipe: Recipe) -> Run | None:
     try:
         run.verify()
         state = torch.load(run.dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    except (CorruptFileError, OSError, RuntimeError, ValueError) as err:  # no checkpoint, or a damaged one
+        if not (isinstance(state, dict) and state.get("step") == steps and state.get("meta", {}).get("key") == run.key
+                and len(state.get("rng", ())) == 1 and state.get("history")):
+            raise ValueError("not the one-process checkpoint of its last step")
+    except Exception as err:  # noqa: BLE001 - no checkpoint, a damaged one or another's: train from step 0
         print(f"[runs] cannot continue run {run.key[:12]} ({type(err).__name__}: {err}); training from step 0",
               file=sys.stderr, flush=True)
         return None
-    return run if state.get("step") == steps and state.get("meta", {}).get("key") == run.key else None
+    return run
 
 
-def _continue(shorter: Run, folder: Path, key: str) -> None:
-    """Seed the new run's folder with the last checkpoint of `shorter`, so `train.fit` resumes from it."""
+def _continue(shorter: Run, folder: Path, key: str) -> float:
+    """Seed the new run's folder with the last checkpoint of `shorter`, so `train.fit` resumes from it; returns
+    the training seconds that checkpoint's history ends at (where `train.fit` goes on counting)."""
     with atomic.writing(folder / "checkpoint.pt") as tmp:
         shutil.copyfile(shorter.dir / "checkpoint.pt", tmp)
     print(f"[runs] run {key[:12]} continues run {shorter.key[:12]} from its step {shorter.train_config['steps']}",
           file=sys.stderr, flush=True)
+    history = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)["history"]
+    return float(history[-1]["time_s"])
 
 
 def _config(recipe: Recipe, key: str, existing: dict | None) -> dict:
@@ -312,16 +320,14 @@ def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progre
     resuming = resume and (folder / "checkpoint.pt").exists()
     shorter = shorter_run(recipe) if resume and not resuming and world.size == 1 else None
     if shorter is not None:  # what it continues, and that run's training time (its CPU-seconds at its threads)
-        config["continues"] = {"key": shorter.key, "steps": shorter.train_config["steps"],
-                               "train_seconds": shorter.metrics.get("train_seconds"),
-                               "cpu_seconds": cpu_seconds(shorter.metrics)}
+        seconds, m = _continue(shorter, folder, key), shorter.metrics
+        config["continues"] = {"key": shorter.key, "steps": shorter.train_config["steps"], "train_seconds": seconds,
+                               "cpu_seconds": m.get("cpu_seconds") or seconds * int(m.get("threads") or 1)}
     elif resuming and "continues" in (existing or {}):  # a continued run, interrupted: keep where it came from
         config["continues"] = existing["continues"]
     if world.main:  # under torchrun only rank 0 writes
         atomic.write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
         (folder / "done").unlink(missing_ok=True)
-    if shorter is not None:
-        _continue(shorter, folder, key)
     if recipe.fit is not None:
         model, metrics = recipe.fit(folder, progress, resume)
         config["model_config"] = keys.jsonable(asdict(model.cfg))  # e.g. the clusters Cheng's Alg. 3 found
