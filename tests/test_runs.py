@@ -240,6 +240,8 @@ def test_a_longer_constant_rate_run_continues_the_shorter_one(tiny, monkeypatch,
     assert longer.key == whole.key and longer.config["continues"]["key"] == short.key
     assert longer.config["continues"]["steps"] == 4 and longer.config["continues"]["cpu_seconds"] == 100.0
     assert runs.load_run(tiny, longer.key).config["continues"] == longer.config["continues"]  # kept in config.json
+    listed = run_table.list_runs(tiny).set_index("key")["continues"]
+    assert listed[longer.key[:12]] == short.key[:12] and listed[short.key[:12]] == ""
     for k, v in whole.model.state_dict().items():
         assert torch.equal(v, longer.model.state_dict()[k]), k
     columns = ["step", "train_loss", "val_loss"]

@@ -39,7 +39,8 @@ def _data_summary(data: dict) -> str:
 
 
 def list_runs(model_name: str | None = None) -> pd.DataFrame:
-    """One row per run: method, key, config summary, data, steps, final metrics, date, status."""
+    """One row per run: method, key, config summary, data, steps, final metrics, the run it continued (if any),
+    date, status."""
     rows = []
     for run in all_runs(model_name):
         m = run.metrics
@@ -50,10 +51,11 @@ def list_runs(model_name: str | None = None) -> pd.DataFrame:
             "steps": int(history["step"].iloc[-1]) if len(history) and "step" in history else m.get("steps", 0),
             "target_steps": run.train_config.get("steps"),
             "val_loss": m.get("val_loss"), "val_top1": m.get("val_top1"), "train_seconds": m.get("train_seconds"),
+            "continues": run.config.get("continues", {}).get("key", "")[:12],
             "date": run.config.get("created"), "status": "done" if run.done else "unfinished",
         })
     columns = ["method", "key", "config", "data", "steps", "target_steps", "val_loss", "val_top1",
-               "train_seconds", "date", "status"]
+               "train_seconds", "continues", "date", "status"]
     return pd.DataFrame(rows, columns=columns)
 
 
