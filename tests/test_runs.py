@@ -233,6 +233,10 @@ def test_a_longer_constant_rate_run_continues_the_shorter_one(tiny, monkeypatch,
     fit_arrays(tiny, t=t(steps=2))  # a shorter one still
     fit_arrays(tiny, t=t(steps=6, lr=0.02))  # longer, but another rate
     short.update_metrics(cpu_seconds=100.0)  # as if it had trained on more threads than this process has
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert runs.continued_from(recipe(t=t(steps=10))) is None  # under torchrun a run starts from step 0
+    monkeypatch.delenv("WORLD_SIZE")
+    assert runs.continued_from(recipe(t=t(steps=10))).key == short.key
     steps = counting_fit(monkeypatch)
     capsys.readouterr()
     longer = fit_arrays(tiny, t=t(steps=10))
@@ -277,6 +281,7 @@ def test_a_run_is_continued_only_from_its_own_shorter_run(tiny, monkeypatch, cap
         monkeypatch.setattr(keys, "code_digest", lambda producers, root=None: "edited code")
     t = tcfg(steps=8, seed=1 if change == "seed" else 0, **cosine)
     assert (runs.shorter_run(recipe(t=t)) is None) == (change != "no-resume")
+    assert runs.continued_from(recipe(t=t), resume=change != "no-resume") is None
     steps = counting_fit(monkeypatch)
     longer = fit_arrays(tiny, t=t, resume=change != "no-resume")
     assert steps == [8] and "continues" not in longer.config  # trained from step 0

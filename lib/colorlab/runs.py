@@ -269,6 +269,14 @@ def shorter_run(recipe: Recipe) -> Run | None:
     return run
 
 
+def continued_from(recipe: Recipe, resume: bool = True) -> Run | None:
+    """The run that training `recipe` now would start from (`shorter_run`), or None: a run continues another only
+    when it starts afresh (`resume` on, no checkpoint of its own) in one process (under torchrun it starts at 0)."""
+    if not resume or (recipe.folder / "checkpoint.pt").exists() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    return shorter_run(recipe)
+
+
 def _continue(shorter: Run, folder: Path, key: str) -> float:
     """Seed the new run's folder with the last checkpoint of `shorter`, so `train.fit` resumes from it; returns
     the training seconds that checkpoint's history ends at (where `train.fit` goes on counting)."""
@@ -318,7 +326,7 @@ def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progre
     run = Run(key, folder, config)
     world = training.init_distributed(training.resolve_device(getattr(recipe.train_cfg, "device", "cpu")))
     resuming = resume and (folder / "checkpoint.pt").exists()
-    shorter = shorter_run(recipe) if resume and not resuming and world.size == 1 else None
+    shorter = continued_from(recipe, resume) if world.size == 1 else None
     if shorter is not None:  # what it continues, and that run's training time (its CPU-seconds at its threads)
         seconds, m = _continue(shorter, folder, key), shorter.metrics
         config["continues"] = {"key": shorter.key, "steps": shorter.train_config["steps"], "train_seconds": seconds,

@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         found, state = runs.status(recipe)
         print(f"run {found.key[:12]} in {found.dir}")
-        fresh = state == "new" or (state == "damaged" and not (found.dir / "checkpoint.pt").exists())
-        one_process = int(os.environ.get("WORLD_SIZE", "1")) == 1  # under torchrun a run starts from step 0
-        shorter = runs.shorter_run(recipe) if fresh and one_process and args.resume else None
+        shorter = runs.continued_from(recipe, args.resume) if state != "trained" else None
         print(STATES[state] if shorter is None else
               f"not trained: it would continue run {shorter.key[:12]} from its step {shorter.train_config['steps']}")
         return 0
