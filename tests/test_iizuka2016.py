@@ -152,6 +152,24 @@ def test_training_target_is_normalised_ab_at_half_size():
     assert parts["color"] == pytest.approx(0, abs=1e-10)
 
 
+def test_l1_colour_loss_is_an_option_and_mse_the_paper_default():
+    assert iz.Config().color_loss == "mse" and all(c.color_loss == "mse" for c in iz.PRESETS.values())
+    rgb = torch.rand(2, 3, 32, 32)
+    labels = torch.full((2,), -1)
+    mse, l1 = (iz.build(replace(SMOKE, color_loss=name)) for name in ("mse", "l1"))
+    l1.load_state_dict(mse.state_dict())
+    out = torch.full((2, 2, 16, 16), 0.5)  # the same output from both: the losses differ only in the colour term
+    for net in (mse, l1):
+        net.forward = lambda gray, global_gray=None: (out, None)
+    target = F.interpolate(mse._target(rgb, color.rgb_to_lab(rgb)), size=(16, 16), mode="area")
+    _, parts = mse.training_loss({"rgb": rgb, "label": labels})
+    assert parts["color"] == pytest.approx(float(((out - target) ** 2).mean()), rel=1e-5)
+    _, parts = l1.training_loss({"rgb": rgb, "label": labels})
+    assert parts["color"] == pytest.approx(float((out - target).abs().mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="color_loss"):
+        iz.Config(color_loss="huber")
+
+
 def test_baseline_without_global_features():
     cfg = replace(SMOKE, use_global=False, alpha=0.0)
     net = _net(cfg)

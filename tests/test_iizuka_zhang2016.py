@@ -114,6 +114,8 @@ def test_it_trains_counts_training_pixels_only_and_keeps_the_lightness():
 def test_only_lab_output():
     with pytest.raises(ValueError, match="out_space='lab'"):
         zhang.Config(out_space="yuv")
+    with pytest.raises(ValueError, match="classifies ab bins"):  # its loss is the classification, not Eq. 6's term
+        zhang.Config(color_loss="l1")
 
 
 def test_a_readout_at_another_temperature_shares_the_weights_and_leaves_the_model_alone():

@@ -111,6 +111,19 @@ def test_loss_is_the_papers_mse_on_ab_over_128():
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_l1_loss_is_an_option_and_mse_the_paper_default():
+    assert koala.Config().color_loss == "mse" and all(c.color_loss == "mse" for c in koala.PRESETS.values())
+    net = _model(replace(SMOKE, use_embedding=False, color_loss="l1"))
+    rgb = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        lab = color.rgb_to_lab(rgb)
+        expected = (net(color.koala_L_to_input(lab[:, :1])) - lab[:, 1:] / 128).abs().mean()
+        loss, _ = net.training_loss({"rgb": rgb})
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    with pytest.raises(ValueError, match="color_loss"):
+        koala.Config(color_loss="huber")
+
+
 def test_embedding_switch(monkeypatch):
     with_emb, without = _model(), _model(replace(SMOKE, use_embedding=False))
     assert with_emb.fusion[0].in_channels == without.fusion[0].in_channels + 1001

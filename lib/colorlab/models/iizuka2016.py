@@ -26,6 +26,9 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from colorlab import color
 
 OUT_SPACES = ("lab", "yuv", "rgb")
+# The colour term of Eq. 6: the paper's squared error ("mse"), or the absolute error ("l1"), an option of ours
+# that is not in the paper (README, "An L1 colour loss"): the median of the plausible colours, not their mean.
+COLOR_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 @dataclass
@@ -39,10 +42,13 @@ class Config:
     out_space: str = "lab"  # sec. 4.8 compares "lab" (the paper's), "yuv" and "rgb"
     batch_norm: bool = True  # Conv-BN-ReLU "throughout the entire network", sec. 3.4
     input_mean: float = 0.5  # colorize.lua subtracts a stored mean whose value is not given; we centre at 0.5
+    color_loss: str = "mse"  # Eq. 6's squared error; "l1" is an option of ours (COLOR_LOSSES)
 
     def __post_init__(self):
         if self.out_space not in OUT_SPACES:
             raise ValueError(f"out_space must be one of {OUT_SPACES}, got {self.out_space!r}")
+        if self.color_loss not in COLOR_LOSSES:
+            raise ValueError(f"color_loss must be one of {tuple(COLOR_LOSSES)}, got {self.color_loss!r}")
         if self.width <= 0 or self.global_size < 8 or self.train_size < 8:
             raise ValueError(f"width must be > 0 and sizes >= 8, got {self}")
 
@@ -171,7 +177,7 @@ class Iizuka2016(nn.Module):
         return rgb
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Eq. 6 of Iizuka et al. 2016: colour MSE + alpha * cross-entropy of the scene label.
+        """Eq. 6 of Iizuka et al. 2016: colour MSE (or `Config.color_loss`) + alpha * cross-entropy of the scene label.
 
         The colour target is the ground truth resized (area average) to the
         H/2 x W/2 output. Labels -1 carry no class loss; with alpha = 0 or the
@@ -184,7 +190,7 @@ class Iizuka2016(nn.Module):
             gray, target = color.L_to_gray(lab[:, :1]), self._target(rgb.float(), lab)
         out, logits = self(gray)
         target = F.interpolate(target, size=out.shape[-2:], mode="area")
-        color_loss = F.mse_loss(out.float(), target.float())
+        color_loss = COLOR_LOSSES[self.cfg.color_loss](out.float(), target.float())
         class_loss = color_loss.new_zeros(())
         labels = batch.get("label")
         if logits is not None and self.cfg.alpha > 0 and labels is not None and bool((labels >= 0).any()):

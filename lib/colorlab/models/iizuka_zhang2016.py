@@ -43,6 +43,8 @@ class Config(iizuka2016.Config):
         super().__post_init__()
         if self.out_space != "lab":
             raise ValueError("the ab classification needs out_space='lab'")
+        if self.color_loss != "mse":
+            raise ValueError(f"color_loss={self.color_loss!r} is a loss of the regression; this net classifies ab bins")
         if not (0 < self.temperature <= 1 and 0 <= self.rebalance <= 1 and self.grid > 0 and self.neighbours >= 1):
             raise ValueError(f"need 0 < temperature <= 1, 0 <= rebalance <= 1, grid > 0, neighbours >= 1: {self}")
 

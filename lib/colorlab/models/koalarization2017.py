@@ -34,6 +34,9 @@ from colorlab.models import mobilenet_v2
 from colorlab.models.layers import SameConv2d
 
 EMBEDDINGS = ("logits", "softmax")
+# The loss of sec. 3: the squared error ("mse"), or the absolute error ("l1"), an option of ours that is not in the
+# paper (README, "An L1 colour loss").
+COLOR_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
 @dataclass
@@ -49,11 +52,14 @@ class Config:
     embed_size: int = 224
     # The official code stores the logits (pre-softmax); whether the paper did is not stated.
     embedding: str = "logits"
+    color_loss: str = "mse"  # sec. 3's squared error; "l1" is an option of ours (COLOR_LOSSES)
     # Training: Adam, lr 0.001, batch 100 (official code train.py): colorlab.experiments.koalarization2017.TRAIN.
 
     def __post_init__(self):
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
+        if self.color_loss not in COLOR_LOSSES:
+            raise ValueError(f"color_loss must be one of {tuple(COLOR_LOSSES)}, got {self.color_loss!r}")
         if self.width <= 0 or self.train_size < 8 or self.embed_size < 32:
             raise ValueError(f"width must be > 0, train_size >= 8 and embed_size >= 32, got {self}")
         if self.classifier not in mobilenet_v2.NAMES:
@@ -139,7 +145,8 @@ class Koalarization2017(nn.Module):
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """The loss of Baldassarre et al. 2017 (Eq. in sec. 3): 1/(2HW) sum over a, b and pixels of the squared error.
 
-        That is the mean squared error of the tanh output against ab / 128.
+        That is the mean squared error of the tanh output against ab / 128 (`Config.color_loss="l1"`: the mean
+        absolute error, an option of ours).
         The embedding comes from `batch["embedding"]`; when absent it is
         computed here from the batch's gray images (slower, same result).
         """
@@ -151,7 +158,7 @@ class Koalarization2017(nn.Module):
             emb = self.embed(color.L_to_gray(lab[:, :1])) if emb is None else emb  # (B, 1001)
         out = self(color.koala_L_to_input(lab[:, :1]), emb)  # (B, 2, H', W')
         target = color.koala_ab_to_target(lab[:, 1:])  # (B, 2, H, W)
-        loss = F.mse_loss(out[..., : rgb.shape[-2], : rgb.shape[-1]].float(), target.float())
+        loss = COLOR_LOSSES[self.cfg.color_loss](out[..., : rgb.shape[-2], : rgb.shape[-1]].float(), target.float())
         return loss, {"color": float(loss.detach())}
 
     @torch.no_grad()
