@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorlab import color
+from colorlab import color, configs
 from colorlab.models import iizuka2016 as iz
 
 SMOKE = iz.PRESETS["smoke"]
@@ -157,7 +157,6 @@ def test_l1_colour_loss_is_an_option_and_mse_the_paper_default():
     rgb = torch.rand(2, 3, 32, 32)
     labels = torch.full((2,), -1)
     mse, l1 = (iz.build(replace(SMOKE, color_loss=name)) for name in ("mse", "l1"))
-    l1.load_state_dict(mse.state_dict())
     out = torch.full((2, 2, 16, 16), 0.5)  # the same output from both: the losses differ only in the colour term
     for net in (mse, l1):
         net.forward = lambda gray, global_gray=None: (out, None)
@@ -168,6 +167,9 @@ def test_l1_colour_loss_is_an_option_and_mse_the_paper_default():
     assert parts["color"] == pytest.approx(float((out - target).abs().mean()), rel=1e-5)
     with pytest.raises(ValueError, match="color_loss"):
         iz.Config(color_loss="huber")
+    # a run saved before the option existed (its config has no color_loss) loads with the paper's loss
+    saved = {k: v for k, v in asdict(iz.PRESETS["cpu"]).items() if k != "color_loss"}
+    assert configs.config_from_dict(iz.Config, saved).color_loss == "mse"
 
 
 def test_baseline_without_global_features():

@@ -27,7 +27,8 @@ from colorlab import color
 
 OUT_SPACES = ("lab", "yuv", "rgb")
 # The colour term of Eq. 6: the paper's squared error ("mse"), or the absolute error ("l1"), an option of ours
-# that is not in the paper (README, "An L1 colour loss"): the median of the plausible colours, not their mean.
+# that is not in the paper (README, "An L1 colour loss"): it rewards the per-channel median of the plausible
+# colours, not their mean.
 COLOR_LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss}
 
 
@@ -177,7 +178,8 @@ class Iizuka2016(nn.Module):
         return rgb
 
     def training_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Eq. 6 of Iizuka et al. 2016: colour MSE (or `Config.color_loss`) + alpha * cross-entropy of the scene label.
+        """Eq. 6 of Iizuka et al. 2016: colour MSE (the absolute error with `color_loss="l1"`, an option of ours)
+        + alpha * cross-entropy of the scene label.
 
         The colour target is the ground truth resized (area average) to the
         H/2 x W/2 output. Labels -1 carry no class loss; with alpha = 0 or the
