@@ -328,9 +328,9 @@ def _train(recipe: Recipe, key: str, folder: Path, existing: dict | None, progre
     resuming = resume and (folder / "checkpoint.pt").exists()
     shorter = continued_from(recipe, resume) if world.size == 1 else None
     if shorter is not None:  # what it continues, and that run's training time (its CPU-seconds at its threads)
-        seconds, m = _continue(shorter, folder, key), shorter.metrics
+        seconds = _continue(shorter, folder, key)
         config["continues"] = {"key": shorter.key, "steps": shorter.train_config["steps"], "train_seconds": seconds,
-                               "cpu_seconds": m.get("cpu_seconds") or seconds * int(m.get("threads") or 1)}
+                               "cpu_seconds": cpu_seconds({**shorter.metrics, "train_seconds": seconds})}
     elif resuming and "continues" in (existing or {}):  # a continued run, interrupted: keep where it came from
         config["continues"] = existing["continues"]
     if world.main:  # under torchrun only rank 0 writes
