@@ -134,8 +134,8 @@ def scoring_layouts(trained: list, eval_sets: list[study.EvalSet]) -> dict:
             "speedup_groups": seconds["one_process_s"] / seconds["two_groups_s"]}
 
 
-def _quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSet], progress: bool,
-                  score=None, workers: int = 1) -> pd.DataFrame:
+def quality_rows(named: list[tuple[dict, object]], eval_sets: list[study.EvalSet], progress: bool,
+                 score=None, workers: int = 1) -> pd.DataFrame:
     """One row per (labelled run, set): the labels, CPU-minutes, scene top-1, each metric and its difference from gray.
 
     `score(labels, run, eval_set)` gives the per-image scores (default: `study.evaluate_run`, cached; the
@@ -162,7 +162,7 @@ def curve(trained: dict[Point, object], eval_sets: list[study.EvalSet], progress
           workers: int = 1) -> pd.DataFrame:
     """One row per (point, evaluation set): the point, its CPU-minutes, each metric and its difference from gray
     (scored `workers` at a time)."""
-    return _quality_rows([(asdict(p), run) for p, run in trained.items()], eval_sets, progress, workers=workers)
+    return quality_rows([(asdict(p), run) for p, run in trained.items()], eval_sets, progress, workers=workers)
 
 
 def preset_seeds(models: list[str], profile: str, seeds: list[int], eval_sets: list[study.EvalSet],
@@ -170,7 +170,7 @@ def preset_seeds(models: list[str], profile: str, seeds: list[int], eval_sets: l
     """Each model's `profile` preset at every seed (trained and scored side by side when workers > 1), as `curve`."""
     requests = [(m, {"seed": s}) for m in models for s in seeds]
     trained = experiments.get_all(requests, profile, workers, progress)
-    return _quality_rows([({"model": m, "seed": kw["seed"]}, run) for (m, kw), run in zip(requests, trained)],
+    return quality_rows([({"model": m, "seed": kw["seed"]}, run) for (m, kw), run in zip(requests, trained)],
                          eval_sets, progress, workers=workers)
 
 
@@ -204,7 +204,7 @@ def temperature_sweep(extension_runs: list, eval_sets: list[study.EvalSet],
 
     named = [({"model": run.model_name, "steps": run.train_config["steps"], "seed": run.train_config["seed"],
                "temperature": t}, run) for run in extension_runs for t in temperatures]
-    return _quality_rows(named, eval_sets, progress, score)
+    return quality_rows(named, eval_sets, progress, score)
 
 
 def readout_sweep(trained: list, readouts: dict, eval_sets: list[study.EvalSet], progress: bool = False,
@@ -223,7 +223,7 @@ def readout_sweep(trained: list, readouts: dict, eval_sets: list[study.EvalSet],
     named = [({"model": run.model_name, "steps": run.train_config["steps"], "seed": run.train_config["seed"],
                "readout": label, "gain": r.gain, "shorter": r.shorter}, run)
              for run in trained for label, r in readouts.items()]
-    return _quality_rows(named, eval_sets, progress, score)
+    return quality_rows(named, eval_sets, progress, score)
 
 
 def vivid_targets(df: pd.DataFrame, min_psnr_vs_gray: float = 0.3, min_ratio: float = 0.75) -> pd.DataFrame:
@@ -416,4 +416,4 @@ def cheng_curve(pts: list[ChengPoint], profile: str, eval_sets: list[study.EvalS
         spec = kw["data"]
         had = len(data.decoded(spec.name, spec.split, spec.size, spec.limit, progress=False).rgb)
         named.append(({**asdict(p), "reference_photos": had, "training_pixels": had * p.pixels}, run))
-    return _quality_rows(named, eval_sets, progress, workers=workers)
+    return quality_rows(named, eval_sets, progress, workers=workers)

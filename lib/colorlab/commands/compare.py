@@ -1,0 +1,70 @@
+"""`colorlab compare`: two configurations of one network at the same seeds, scored paired by seed.
+
+    colorlab compare --model iizuka2016 --a color_loss=l1 --seeds 0 1 2 \\
+        --sets miniplaces kodak24 imagenet-sample --workers 2 --out results/json/l1_loss.json
+    colorlab compare --model koalarization2017 --a use_embedding=false --a-name "no embedding" --dry-run
+
+`--a` and `--b` take `KEY=VALUE` overrides of the profile's preset (as `colorlab train --set`;
+none: the preset itself); `--set` puts overrides under both. Runs and scores are cached, so a
+second call costs seconds. Prints each variant's mean quality beside gray and a - b per set and
+metric with its 95% interval over the seeds ("higher", "lower", "undecided"); `--out` keeps the
+whole record as JSON (machine, commit, run keys, per-run points, the command that makes it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+import torch
+
+from colorlab import atomic, experiments, paired, runs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help=f"one of {sorted(experiments.MODULES)}")
+    parser.add_argument("--profile", default="cpu", help="smoke | cpu | gpu | paper (default: cpu)")
+    for v in ("a", "b"):
+        parser.add_argument(f"--{v}", nargs="*", default=[], metavar="KEY=VALUE",
+                            help=f"variant {v}'s overrides of the preset (none: the preset)")
+        parser.add_argument(f"--{v}-name", help=f"variant {v}'s name (default: its overrides, or 'preset')")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override under both variants")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="paired seeds (default 0 1 2)")
+    parser.add_argument("--sets", nargs="*", default=None, metavar="DATASET",
+                        help=f"evaluation sets, of {sorted(paired.SPLITS)} (default: MiniPlaces val and Kodak24)")
+    parser.add_argument("--limit", type=int, default=1000, help="photos per set, spread over it (0: all; default 1000)")
+    parser.add_argument("--workers", type=int, default=1, help="runs trained and scored side by side, one thread each")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for this process (workers=1)")
+    parser.add_argument("--out", help="write the record here as JSON")
+    parser.add_argument("--dry-run", action="store_true", help="print each run's key and whether it is trained")
+
+
+def _variants(args: argparse.Namespace) -> tuple[paired.Variant, paired.Variant, dict[str, str]]:
+    a = paired.Variant.parse(args.a, args.a_name)
+    b = paired.Variant.parse(args.b, args.b_name)
+    common = dict(paired.Variant.parse(args.set, "common").overrides)
+    return a, b, common
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    a, b, common = _variants(args)
+    if args.dry_run:
+        for v in (a, b):
+            for s in args.seeds:
+                found = experiments.recipe(args.model, args.profile, progress=False,
+                                           **{**common, **dict(v.overrides), "seed": s})
+                print(f"{v.name} seed {s}: run {found.key[:12]} {runs.status(found)[1]}")
+        return 0
+    record = paired.compare(args.model, args.profile, a, b, args.seeds, args.sets, args.limit or None, common,
+                            args.workers, progress=True)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(paired.points_table(record).round(4).to_string(index=False))
+        print()
+        print(paired.differences_table(record).round(4).to_string(index=False))
+    if args.out:
+        atomic.write_text(args.out, json.dumps(record, indent=1, default=float) + "\n")
+        print(f"record in {args.out}")
+    return 0

@@ -1,0 +1,147 @@
+"""Two configurations of one network, trained at the same seeds and scored paired by seed.
+
+    from colorlab import paired
+    a = paired.Variant.parse(["color_loss=l1"])          # overrides of the profile's preset
+    b = paired.Variant.parse([], name="preset")          # the preset itself
+    record = paired.compare("iizuka2016", "cpu", a, b, seeds=[0, 1, 2],
+                            sets=["miniplaces", "kodak24", "imagenet-sample"])
+    print(paired.differences_table(record))
+
+`colorlab compare` is the same from the shell. Each (variant, seed) is one run of the run store
+(`experiments.get_all`: trained once, cached by its key, `workers` at a time) and each score is
+cached in its run's folder (`study.score_runs`), so a rerun costs nothing. The answer, per
+evaluation set: every run's quality beside gray (`budget.quality_rows`), and a - b per metric
+paired by seed (`study.paired_difference`) with its 95% t-interval, read as "higher", "lower" or
+"undecided" (the interval holds 0). Pairing by seed counts because both variants start from the
+same seed's weights where the architectures allow and see the same batches. The scene head's top-1
+(the run's own validation, where the network has one) is paired the same way.
+
+This sits with scoring and the studies: it reaches the run store through `experiments`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+import pandas as pd
+
+from colorlab import budget, experiments, machine, runs, study
+from colorlab.errors import ColorlabError
+
+# The split each dataset is scored on: held out from training wherever the dataset has a split.
+SPLITS = {"miniplaces": "val", "kodak24": "all", "imagenet-sample": "all", "sun8": "test", "smoke": "val"}
+METRICS = ("psnr", "auc", "colorfulness_ratio")
+TOP1 = "scene top-1 (the run's validation)"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A name and the config overrides (`KEY=VALUE` as `colorlab train --set`) it puts on the profile's preset."""
+
+    name: str
+    overrides: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, items: list[str], name: str | None = None) -> Variant:
+        pairs = []
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ColorlabError(f"a variant's override must be KEY=VALUE, got {item!r}")
+            if key.rpartition(".")[2] == "seed":
+                raise ColorlabError("the seeds are the comparison's (--seeds), not a variant's override")
+            pairs.append((key, value))
+        if len({k for k, _ in pairs}) < len(pairs):
+            raise ColorlabError(f"a key is set twice in {items}")
+        return cls(name or (" ".join(items) if items else "preset"), tuple(pairs))
+
+
+def eval_sets(names: list[str] | None, profile: str, limit: int | None = 1000) -> list[study.EvalSet]:
+    """The named sets on their held-out split (`SPLITS`), at most `limit` photos spread over it (Kodak24 whole);
+    none named: the budget curve's sets (`budget.eval_sets`)."""
+    if not names:
+        return budget.eval_sets(profile, limit)
+    unknown = [n for n in names if n not in SPLITS]
+    if unknown:
+        raise ColorlabError(f"no evaluation split known for {unknown}; choose from {sorted(SPLITS)}")
+    return [study.load_eval_set(n, SPLITS[n], limit) for n in dict.fromkeys(names)]
+
+
+def _direction(d: dict) -> str:
+    return {"reproduced": "higher", "not reproduced": "lower"}.get(study.verdict(d, "a>b"), "undecided")
+
+
+def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], sets: list[str] | None = None,
+            limit: int | None = 1000, common: dict[str, str] | None = None, workers: int = 1,
+            progress: bool = False) -> dict:
+    """Train (or load) `a` and `b` at every seed, with the `common` overrides under both, score them on every set
+    (`eval_sets(sets, profile, limit)`) and pair them by seed, training and scoring `workers` at a time.
+    Returns a JSON-able record: the machine, the commit, the command that makes it again, the runs (key,
+    threads, CPU-seconds), every run's quality beside gray (`points`) and the differences a - b (`paired`)."""
+    if a.name == b.name:
+        raise ColorlabError(f"the two variants need different names (both are {a.name!r})")
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise ColorlabError(f"seeds must be distinct and at least one, got {seeds}")
+    common = dict(common or {})
+    requests = [(model, {**common, **dict(v.overrides), "seed": s}) for v in (a, b) for s in seeds]
+    recipes = [experiments.recipe(m, profile, progress=False, **kw) for m, kw in requests]  # bad keys fail here
+    for s, ra, rb in zip(seeds, recipes[:len(seeds)], recipes[len(seeds):]):
+        if ra.key == rb.key:
+            raise ColorlabError(f"variants {a.name!r} and {b.name!r} are the same configuration at seed {s} "
+                                f"(run {ra.key[:12]}): nothing to compare")
+    chosen = eval_sets(sets, profile, limit)
+    trained = experiments.get_all(requests, profile, workers, progress)
+    named = [({"variant": v.name, "seed": s}, run) for (v, s), run in
+             zip([(v, s) for v in (a, b) for s in seeds], trained)]
+    points = budget.quality_rows(named, chosen, progress, workers=workers)
+    frames = [study.evaluate_run(run, es).assign(variant=labels["variant"], seed=labels["seed"])
+              for labels, run in named for es in chosen]
+    seed_means = study.per_seed(pd.concat(frames, ignore_index=True))
+    diffs = [study.paired_difference(seed_means, a.name, b.name, m, es.dataset) for es in chosen for m in METRICS]
+    if all(run.metrics.get("val_top1") is not None for _, run in named):
+        top1 = pd.DataFrame([{**labels, "dataset": TOP1, "top1": run.metrics["val_top1"]} for labels, run in named])
+        diffs.append(study.paired_difference(top1, a.name, b.name, "top1", TOP1))
+    for d in diffs:
+        d["a_against_b"] = _direction(d)
+    described = machine.describe()
+    return {
+        "what": f"{model} at the {profile} profile: {a.name!r} against {b.name!r}, seeds {list(seeds)}, paired by seed "
+                "(95% t-intervals of a - b over seeds)",
+        "command": command(model, profile, a, b, seeds, [es.dataset for es in chosen], limit, common),
+        "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
+        "commit": machine.commit(), "model": model, "profile": profile, "seeds": list(seeds),
+        "variants": {v.name: dict(v.overrides) for v in (a, b)}, "common": common,
+        "sets": [{"dataset": es.dataset, "split": es.split, "images": len(es), "skipped": len(es.skipped)}
+                 for es in chosen],
+        "runs": {f"{labels['variant']}/{labels['seed']}": {
+            "key": run.key[:12], "threads": run.metrics.get("threads"), "train_seconds": run.metrics.get("train_seconds"),
+            "cpu_seconds": runs.cpu_seconds(run.metrics)} for labels, run in named},
+        "points": points.to_dict("records"),
+        "paired": diffs,
+    }
+
+
+def command(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], sets: list[str],
+            limit: int | None, common: dict[str, str]) -> str:
+    """The `colorlab compare` command line that makes this comparison again."""
+    parts = ["colorlab compare", f"--model {model}", f"--profile {profile}"]
+    for flag, v in (("--a", a), ("--b", b)):
+        parts += [flag] + [shlex.quote(f"{k}={val}") for k, val in v.overrides] + [f"{flag}-name", shlex.quote(v.name)]
+    parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
+    parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + sets
+    return " ".join(parts + [f"--limit {limit if limit is not None else 0}"])
+
+
+def points_table(record: dict) -> pd.DataFrame:
+    """Each variant's mean over the seeds, per set: metrics beside gray, colourfulness ratio, scene top-1."""
+    df = pd.DataFrame(record["points"])
+    cols = [c for c in ("psnr_vs_gray", "auc_vs_gray", "colorfulness_ratio", "top1", "cpu_minutes") if c in df]
+    means = df.groupby(["dataset", "variant"], sort=False)[cols].mean()
+    return means.join(df.groupby(["dataset", "variant"], sort=False).size().rename("seeds")).reset_index()
+
+
+def differences_table(record: dict) -> pd.DataFrame:
+    """The paired differences a - b, one row per set and metric."""
+    cols = ["dataset", "metric", "seeds", "diff", "ci_low", "ci_high", "a_against_b"]
+    return pd.DataFrame(record["paired"])[cols]

@@ -1,0 +1,66 @@
+"""`colorlab compare`: two configurations at the same seeds, trained once, scored paired by seed (smoke)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import numpy as np
+import pytest
+
+from colorlab import cli, paired
+from colorlab.errors import ColorlabError
+
+
+def test_a_variant_is_key_value_overrides_of_the_preset():
+    v = paired.Variant.parse(["color_loss=l1", "train.lr=0.001"])
+    assert v.name == "color_loss=l1 train.lr=0.001" and dict(v.overrides) == {"color_loss": "l1", "train.lr": "0.001"}
+    assert paired.Variant.parse([]).name == "preset" and paired.Variant.parse([], "paper").name == "paper"
+    with pytest.raises(ColorlabError, match="KEY=VALUE"):
+        paired.Variant.parse(["color_loss"])
+    with pytest.raises(ColorlabError, match="--seeds"):
+        paired.Variant.parse(["train.seed=3"])
+    with pytest.raises(ColorlabError, match="set twice"):
+        paired.Variant.parse(["alpha=0", "alpha=1"])
+
+
+def test_a_comparison_of_a_configuration_with_itself_or_a_bad_field_is_refused_before_training():
+    same = paired.Variant.parse(["alpha=0"], "x"), paired.Variant.parse(["model.alpha=0.0"], "y")
+    with pytest.raises(ColorlabError, match="same configuration at seed 0"):
+        paired.compare("iizuka2016", "smoke", *same, seeds=[0, 1], sets=["smoke"])
+    with pytest.raises(ColorlabError, match="no such field 'no_such_field'"):
+        paired.compare("iizuka2016", "smoke", paired.Variant.parse(["no_such_field=1"]), paired.Variant("preset"),
+                       seeds=[0], sets=["smoke"])
+    with pytest.raises(ColorlabError, match="distinct"):
+        paired.compare("iizuka2016", "smoke", paired.Variant.parse(["alpha=0"]), paired.Variant("preset"), seeds=[0, 0])
+    with pytest.raises(ColorlabError, match="no evaluation split known for \\['nowhere'\\]"):
+        paired.eval_sets(["nowhere"], "smoke")
+
+
+@pytest.mark.slow
+def test_two_variants_are_trained_at_each_seed_and_differenced_seed_by_seed(tmp_path, capsys):
+    a, b = paired.Variant.parse(["alpha=0"], "alpha 0"), paired.Variant("preset")
+    record = paired.compare("iizuka2016", "smoke", a, b, seeds=[0, 1], sets=["smoke"])
+    assert list(record["runs"]) == ["alpha 0/0", "alpha 0/1", "preset/0", "preset/1"]
+    assert len({r["key"] for r in record["runs"].values()}) == 4
+    points = {(p["variant"], p["seed"]): p for p in record["points"]}
+    by_metric = {(d["dataset"], d["metric"]): d for d in record["paired"]}
+    for metric in paired.METRICS:
+        d = by_metric[("smoke", metric)]
+        per_seed = [points[("alpha 0", s)][metric] - points[("preset", s)][metric] for s in (0, 1)]
+        assert d["seeds"] == 2 and d["diff"] == pytest.approx(np.mean(per_seed))
+        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+        assert d["a_against_b"] in ("higher", "lower", "undecided")
+    assert (paired.TOP1, "top1") in by_metric  # Iizuka's scene head, paired too
+    json.dumps(record, default=float)  # the record is JSON as it stands
+
+    # the record's command makes the comparison again: every run is found trained, nothing retrains
+    argv = shlex.split(record["command"])[1:]
+    assert cli.main(argv + ["--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all(line.endswith(" trained") for line in lines)
+    assert {line.split(" run ")[1].split()[0] for line in lines} == {r["key"] for r in record["runs"].values()}
+    out = tmp_path / "record.json"
+    assert cli.main(argv + ["--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["paired"] == json.loads(json.dumps(record["paired"], default=float))
