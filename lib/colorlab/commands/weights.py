@@ -5,8 +5,8 @@
     colorlab weights list
 
 `build` gets each paper's run through the run store (`experiments.get`), so
-from empty caches it retrains every model from scratch and reproduces the
-same run keys; with the runs cached it only exports. Each file gets a model
+from empty caches it retrains every model from scratch (under the run keys of
+the current code and CPU); with the runs cached it only exports. Each file gets a model
 card beside it (the training command, run key, data, date, CPU, and
 validation metrics beside the gray baseline) and the manifest is rewritten.
 """
@@ -54,7 +54,9 @@ def card(name: str, run, scores: pd.DataFrame, path: Path) -> str:
         table, "",
         "## What it can and cannot do", "",
         LIMITS.get(name, ""), "",
-        "Rebuild with `make weights` (same run keys from empty caches).", "",
+        "Rebuild with `make weights`: from empty caches it retrains the command above. The run key is the one of this "
+        "build's code and CPU; it changes with the code that trains the model and, for the CNNs, with whether the CPU "
+        "computes bf16 natively.", "",
     ])
 
 
