@@ -56,6 +56,7 @@ def test_two_variants_are_trained_at_each_seed_and_differenced_seed_by_seed(tmp_
 
     # the record's command makes the comparison again: every run is found trained, nothing retrains
     argv = shlex.split(record["command"])[1:]
+    assert "--b" not in argv and argv[argv.index("--b-name") + 1] == "preset"  # the preset: no overrides to give
     assert cli.main(argv + ["--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all(line.endswith(" trained") for line in lines)

@@ -127,7 +127,8 @@ def command(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     """The `colorlab compare` command line that makes this comparison again."""
     parts = ["colorlab compare", f"--model {model}", f"--profile {profile}"]
     for flag, v in (("--a", a), ("--b", b)):
-        parts += [flag] + [shlex.quote(f"{k}={val}") for k, val in v.overrides] + [f"{flag}-name", shlex.quote(v.name)]
+        overrides = [shlex.quote(f"{k}={val}") for k, val in v.overrides]
+        parts += ([flag] + overrides if overrides else []) + [f"{flag}-name", shlex.quote(v.name)]
     parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
     parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + sets
     return " ".join(parts + [f"--limit {limit if limit is not None else 0}"])
