@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from colorlab import cli, paired
+from colorlab.commands import compare
 from colorlab.errors import ColorlabError
 
 
@@ -20,8 +22,23 @@ def test_a_variant_is_key_value_overrides_of_the_preset():
         paired.Variant.parse(["color_loss"])
     with pytest.raises(ColorlabError, match="--seeds"):
         paired.Variant.parse(["train.seed=3"])
-    with pytest.raises(ColorlabError, match="set twice"):
+    with pytest.raises(ColorlabError, match="'alpha' is set twice"):
         paired.Variant.parse(["alpha=0", "alpha=1"])
+    with pytest.raises(ColorlabError, match="'alpha' is set twice"):  # two spellings of one field
+        paired.Variant.parse(["alpha=0", "model.alpha=1"])
+    assert len(paired.Variant.parse(["model.x=1", "train.x=2"]).overrides) == 2  # two fields of one name
+
+
+def test_repeated_variant_flags_add_up_and_a_negative_limit_is_refused(capsys):
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    args = parser.parse_args(["--model", "iizuka2016", "--a", "color_loss=l1", "--a", "alpha=0", "--seeds", "0", "1"])
+    a, b, _ = compare._variants(args)
+    assert dict(a.overrides) == {"color_loss": "l1", "alpha": "0"} and b.name == "preset"
+    assert cli.main(["compare", "--model", "iizuka2016", "--limit", "-1"]) == 2
+    assert "--limit must be 0 (all photos) or a positive number, got -1" in capsys.readouterr().err
+    with pytest.raises(ColorlabError, match="limit must be a positive number"):
+        paired.eval_sets(["smoke"], "smoke", limit=0)
 
 
 def test_a_comparison_of_a_configuration_with_itself_or_a_bad_field_is_refused_before_training():
@@ -40,7 +57,8 @@ def test_a_comparison_of_a_configuration_with_itself_or_a_bad_field_is_refused_b
 @pytest.mark.slow
 def test_two_variants_are_trained_at_each_seed_and_differenced_seed_by_seed(tmp_path, capsys):
     a, b = paired.Variant.parse(["alpha=0"], "alpha 0"), paired.Variant("preset")
-    record = paired.compare("iizuka2016", "smoke", a, b, seeds=[0, 1], sets=["smoke"])
+    record = paired.compare("iizuka2016", "smoke", a, b, seeds=[0, 1], limit=5, common={"train.lr": "0.5"})
+    assert [(s["dataset"], s["images"]) for s in record["sets"]] == [("smoke", 5)]  # the default set, at the limit
     assert list(record["runs"]) == ["alpha 0/0", "alpha 0/1", "preset/0", "preset/1"]
     assert len({r["key"] for r in record["runs"].values()}) == 4
     points = {(p["variant"], p["seed"]): p for p in record["points"]}
@@ -50,13 +68,16 @@ def test_two_variants_are_trained_at_each_seed_and_differenced_seed_by_seed(tmp_
         per_seed = [points[("alpha 0", s)][metric] - points[("preset", s)][metric] for s in (0, 1)]
         assert d["seeds"] == 2 and d["diff"] == pytest.approx(np.mean(per_seed))
         assert d["ci_low"] <= d["diff"] <= d["ci_high"]
-        assert d["a_against_b"] in ("higher", "lower", "undecided")
+        assert d["a_against_b"] == ("higher" if d["ci_low"] > 0 else "lower" if d["ci_high"] < 0 else "undecided")
     assert (paired.TOP1, "top1") in by_metric  # Iizuka's scene head, paired too
-    json.dumps(record, default=float)  # the record is JSON as it stands
+    assert all(r["threads"] == 1 for r in record["runs"].values())  # trained here, on this test's one thread
+    json.dumps(record, allow_nan=False)  # strict JSON as it stands
 
     # the record's command makes the comparison again: every run is found trained, nothing retrains
     argv = shlex.split(record["command"])[1:]
     assert "--b" not in argv and argv[argv.index("--b-name") + 1] == "preset"  # the preset: no overrides to give
+    assert argv[argv.index("--set") + 1] == "train.lr=0.5" and argv[argv.index("--limit") + 1] == "5"
+    assert argv[argv.index("--threads") + 1] == "1"  # the thread count that trained them, not in their keys
     assert cli.main(argv + ["--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all(line.endswith(" trained") for line in lines)
@@ -64,4 +85,12 @@ def test_two_variants_are_trained_at_each_seed_and_differenced_seed_by_seed(tmp_
     out = tmp_path / "record.json"
     assert cli.main(argv + ["--out", str(out)]) == 0
     again = json.loads(out.read_text())
-    assert again["paired"] == json.loads(json.dumps(record["paired"], default=float))
+    assert again["paired"] == record["paired"] and again["sets"] == record["sets"]
+
+
+def test_one_seed_gives_no_interval_and_the_record_stays_strict_json():
+    one = [{"a": "x", "b": "y", "metric": "psnr", "diff": 0.1, "ci_low": float("nan"), "ci_high": float("nan")}]
+    clean = paired._json_clean({"paired": one, "n": np.int64(3), "v": np.float32(0.5)})
+    assert clean["paired"][0]["ci_low"] is None and type(clean["n"]) is int and clean["v"] == 0.5
+    assert paired._direction(one[0]) == "undecided"
+    json.dumps(clean, allow_nan=False)

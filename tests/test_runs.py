@@ -384,6 +384,20 @@ def test_runs_cli_list_and_export(tiny, tmp_path, capsys):
     assert "no runs" in capsys.readouterr().err
 
 
+def test_runs_diff_is_zero_for_a_retrained_run_and_names_a_real_difference(tiny, capsys):
+    first = fit_arrays(tiny)
+    again = fit_arrays(tiny, data_id="synthetic-v1-again")  # another key, the same arrays, configs and seed
+    other = fit_arrays(tiny, t=tcfg(lr=2e-2))
+    assert cli.main(["runs", "diff", first.key[:8], again.key[:8], "--model", tiny]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert first.key != again.key and same["max_abs_difference"] == 0.0 and same["tensors_differing"] == 0
+    apart = run_table.weight_difference(first, other)
+    expected = max(float((first.model.state_dict()[k].double() - v.double()).abs().max())
+                   for k, v in other.model.state_dict().items())
+    assert apart["max_abs_difference"] == pytest.approx(expected) and apart["max_abs_difference"] > 0
+    assert 0 < apart["tensors_differing"] <= apart["tensors"]
+
+
 def test_train_presets_follow_the_model_working_size():
     t = experiments.train_config("iizuka2016", "smoke", models.get("iizuka2016").PRESETS["smoke"])
     assert (t.crop, t.data_size, t.flip) == (32, 37, True)

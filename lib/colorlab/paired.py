@@ -21,10 +21,12 @@ This sits with scoring and the studies: it reaches the run store through `experi
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass
 
 import pandas as pd
+import torch
 
 from colorlab import budget, experiments, machine, runs, study
 from colorlab.errors import ColorlabError
@@ -52,16 +54,24 @@ class Variant:
             if key.rpartition(".")[2] == "seed":
                 raise ColorlabError("the seeds are the comparison's (--seeds), not a variant's override")
             pairs.append((key, value))
-        if len({k for k, _ in pairs}) < len(pairs):
-            raise ColorlabError(f"a key is set twice in {items}")
+        fields = [k.rpartition(".") for k, _ in pairs]
+        for i, (scope, _, field) in enumerate(fields):  # `alpha` and `model.alpha` are one field; `model.x`, `train.x` two
+            if any(f == field and (s == scope or not s or not scope) for s, _, f in fields[:i]):
+                raise ColorlabError(f"field {field!r} is set twice in {items}")
         return cls(name or (" ".join(items) if items else "preset"), tuple(pairs))
 
 
+def default_sets(profile: str) -> list[str]:
+    """The budget curve's sets: MiniPlaces val and Kodak24 (the smoke profile's own few photos at smoke)."""
+    return ["smoke"] if profile == "smoke" else ["miniplaces", "kodak24"]
+
+
 def eval_sets(names: list[str] | None, profile: str, limit: int | None = 1000) -> list[study.EvalSet]:
-    """The named sets on their held-out split (`SPLITS`), at most `limit` photos spread over it (Kodak24 whole);
-    none named: the budget curve's sets (`budget.eval_sets`)."""
-    if not names:
-        return budget.eval_sets(profile, limit)
+    """The named sets (none named: `default_sets`) on their held-out split (`SPLITS`), each at most `limit` photos
+    spread over it (None: all; Kodak24's 24 fit under the default), grayscale originals left out."""
+    if limit is not None and limit < 1:
+        raise ColorlabError(f"limit must be a positive number of photos (or None for all), got {limit}")
+    names = names or default_sets(profile)
     unknown = [n for n in names if n not in SPLITS]
     if unknown:
         raise ColorlabError(f"no evaluation split known for {unknown}; choose from {sorted(SPLITS)}")
@@ -83,17 +93,19 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
         raise ColorlabError(f"the two variants need different names (both are {a.name!r})")
     if not seeds or len(set(seeds)) < len(seeds):
         raise ColorlabError(f"seeds must be distinct and at least one, got {seeds}")
+    threads = torch.get_num_threads()  # runs trained in this process (workers = 1, or one run left) use these
     common = dict(common or {})
-    requests = [(model, {**common, **dict(v.overrides), "seed": s}) for v in (a, b) for s in seeds]
-    recipes = [experiments.recipe(m, profile, progress=False, **kw) for m, kw in requests]  # bad keys fail here
-    for s, ra, rb in zip(seeds, recipes[:len(seeds)], recipes[len(seeds):]):
-        if ra.key == rb.key:
+    if any(k.rpartition(".")[2] == "seed" for k in common):
+        raise ColorlabError("the seeds are the comparison's (seeds=...), not a common override")
+    variants = {v.name: (model, {**common, **dict(v.overrides)}) for v in (a, b)}
+    for s in seeds:  # a bad field fails here, before anything trains
+        ka, kb = (experiments.recipe(m, profile, progress=False, **kw, seed=s).key for m, kw in variants.values())
+        if ka == kb:
             raise ColorlabError(f"variants {a.name!r} and {b.name!r} are the same configuration at seed {s} "
-                                f"(run {ra.key[:12]}): nothing to compare")
+                                f"(run {ka[:12]}): nothing to compare")
     chosen = eval_sets(sets, profile, limit)
-    trained = experiments.get_all(requests, profile, workers, progress)
-    named = [({"variant": v.name, "seed": s}, run) for (v, s), run in
-             zip([(v, s) for v in (a, b) for s in seeds], trained)]
+    trained = experiments.get_over_seeds(variants, seeds, profile, workers, progress)
+    named = [({"variant": name, "seed": s}, run) for name, found in trained.items() for s, run in zip(seeds, found)]
     points = budget.quality_rows(named, chosen, progress, workers=workers)
     frames = [study.evaluate_run(run, es).assign(variant=labels["variant"], seed=labels["seed"])
               for labels, run in named for es in chosen]
@@ -105,10 +117,10 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     for d in diffs:
         d["a_against_b"] = _direction(d)
     described = machine.describe()
-    return {
+    return _json_clean({
         "what": f"{model} at the {profile} profile: {a.name!r} against {b.name!r}, seeds {list(seeds)}, paired by seed "
                 "(95% t-intervals of a - b over seeds)",
-        "command": command(model, profile, a, b, seeds, [es.dataset for es in chosen], limit, common),
+        "command": command(model, profile, a, b, seeds, [es.dataset for es in chosen], limit, common, workers, threads),
         "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
         "commit": machine.commit(), "model": model, "profile": profile, "seeds": list(seeds),
         "variants": {v.name: dict(v.overrides) for v in (a, b)}, "common": common,
@@ -119,19 +131,32 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
             "cpu_seconds": runs.cpu_seconds(run.metrics)} for labels, run in named},
         "points": points.to_dict("records"),
         "paired": diffs,
-    }
+    })
+
+
+def _json_clean(obj):
+    """The record as strict JSON: NaN (an interval of one seed, a top-1 a net lacks) as None, numpy scalars as Python."""
+    if isinstance(obj, dict):
+        return {k: _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
 def command(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], sets: list[str],
-            limit: int | None, common: dict[str, str]) -> str:
-    """The `colorlab compare` command line that makes this comparison again."""
+            limit: int | None, common: dict[str, str], workers: int = 1, threads: int = 1) -> str:
+    """The `colorlab compare` command line that makes this comparison again, on the same threads (the run key does not
+    hold the thread count, and another count rounds floats in another order: other weights from empty caches)."""
     parts = ["colorlab compare", f"--model {model}", f"--profile {profile}"]
     for flag, v in (("--a", a), ("--b", b)):
         overrides = [shlex.quote(f"{k}={val}") for k, val in v.overrides]
         parts += ([flag] + overrides if overrides else []) + [f"{flag}-name", shlex.quote(v.name)]
     parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
     parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + sets
-    return " ".join(parts + [f"--limit {limit if limit is not None else 0}"])
+    parts += [f"--limit {limit if limit is not None else 0}", f"--workers {workers}"]
+    return " ".join(parts + ([f"--threads {threads}"] if workers == 1 else []))
 
 
 def points_table(record: dict) -> pd.DataFrame:

@@ -20,22 +20,23 @@ import pandas as pd
 import torch
 
 from colorlab import atomic, experiments, paired, runs
+from colorlab.errors import ColorlabError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help=f"one of {sorted(experiments.MODULES)}")
     parser.add_argument("--profile", default="cpu", help="smoke | cpu | gpu | paper (default: cpu)")
     for v in ("a", "b"):
-        parser.add_argument(f"--{v}", nargs="*", default=[], metavar="KEY=VALUE",
-                            help=f"variant {v}'s overrides of the preset (none: the preset)")
+        parser.add_argument(f"--{v}", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                            help=f"variant {v}'s overrides of the preset (none: the preset); repeatable")
         parser.add_argument(f"--{v}-name", help=f"variant {v}'s name (default: its overrides, or 'preset')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override under both variants")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="paired seeds (default 0 1 2)")
     parser.add_argument("--sets", nargs="*", default=None, metavar="DATASET",
-                        help=f"evaluation sets, of {sorted(paired.SPLITS)} (default: MiniPlaces val and Kodak24)")
+                        help=f"evaluation sets, of {sorted(paired.SPLITS)} (default: MiniPlaces val and Kodak24; smoke: its own)")
     parser.add_argument("--limit", type=int, default=1000, help="photos per set, spread over it (0: all; default 1000)")
     parser.add_argument("--workers", type=int, default=1, help="runs trained and scored side by side, one thread each")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads for this process (workers=1)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for this process (runs it trains itself)")
     parser.add_argument("--out", help="write the record here as JSON")
     parser.add_argument("--dry-run", action="store_true", help="print each run's key and whether it is trained")
 
@@ -50,7 +51,11 @@ def _variants(args: argparse.Namespace) -> tuple[paired.Variant, paired.Variant,
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.limit < 0:
+        raise ColorlabError(f"--limit must be 0 (all photos) or a positive number, got {args.limit}")
     a, b, common = _variants(args)
+    if len(args.seeds) < 2:
+        print("one seed: the differences carry no interval (each reads 'undecided')")
     if args.dry_run:
         for v in (a, b):
             for s in args.seeds:
@@ -65,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(paired.differences_table(record).round(4).to_string(index=False))
     if args.out:
-        atomic.write_text(args.out, json.dumps(record, indent=1, default=float) + "\n")
+        atomic.write_text(args.out, json.dumps(record, indent=1, allow_nan=False) + "\n")
         print(f"record in {args.out}")
     return 0

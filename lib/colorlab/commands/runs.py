@@ -1,12 +1,15 @@
-"""`colorlab runs list | export`: the run store's table of trained runs, and one run's weights to one file.
+"""`colorlab runs list | export | diff`: the run store's table of trained runs, one run's weights to one file, and
+how far two runs' weights are apart.
 
     colorlab runs list [--model NAME]             # method, key, config, data, steps, metrics, status
     colorlab runs export KEY out.safetensors      # a self-describing weights file (`weights.export`)
+    colorlab runs diff KEY KEY                    # largest weight difference: 0 = bit-identical training
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pandas as pd
 
 from colorlab import keys, settings
 from colorlab.configs import network_module
+from colorlab.errors import ColorlabError
 from colorlab.runs import Run, all_runs, load_run
 
 
@@ -59,7 +63,22 @@ def list_runs(model_name: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-# --- command line: `colorlab runs list | export` ------------------------------------------
+def weight_difference(a: Run, b: Run) -> dict:
+    """The largest absolute difference over every weight of two runs of one network (0: bit-identical), the number
+    of tensors that differ, and each run's key, thread count and training seconds. Two runs of one configuration
+    and seed differ where their threads differ: another count rounds floats in another order."""
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise ColorlabError(f"runs {a.key[:12]} and {b.key[:12]} are not the same network ({a.model_name}, "
+                            f"{b.model_name}): their weights do not match in names or shapes")
+    diffs = {k: float((sa[k].double() - sb[k].double()).abs().max()) if sa[k].numel() else 0.0 for k in sa}
+    return {"max_abs_difference": max(diffs.values(), default=0.0),
+            "tensors_differing": sum(d > 0 for d in diffs.values()), "tensors": len(diffs),
+            "runs": {run.key[:12]: {"threads": run.metrics.get("threads"), "train_seconds": run.metrics.get("train_seconds")}
+                     for run in (a, b)}}
+
+
+# --- command line: `colorlab runs list | export | diff` -----------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sub.add_parser("list", help="list trained runs")
@@ -68,12 +87,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("key", help="run key (at least 6 leading digits)")
     p.add_argument("out", type=Path, help="output file (.safetensors)")
     p.add_argument("--model", help="model name, to narrow the key search")
+    p = sub.add_parser("diff", help="the largest difference between two runs' weights (0: bit-identical)")
+    p.add_argument("keys", nargs=2, metavar="KEY", help="two run keys (at least 6 leading digits each)")
+    p.add_argument("--model", help="model name, to narrow the key search")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         df = list_runs(args.model)
         print(f"no runs under {settings.runs_dir()}" if df.empty else df.to_markdown(index=False, floatfmt=".4g"))
+        return 0
+    if args.action == "diff":
+        print(json.dumps(weight_difference(*(load_run(args.model, k) for k in args.keys)), indent=1))
         return 0
     from colorlab import weights
 

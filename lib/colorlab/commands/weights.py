@@ -56,7 +56,8 @@ def card(name: str, run, scores: pd.DataFrame, path: Path) -> str:
         LIMITS.get(name, ""), "",
         "Rebuild with `make weights`: from empty caches it retrains the command above. The run key is the one of this "
         "build's code and CPU; it changes with the code that trains the model and, for the CNNs, with whether the CPU "
-        "computes bf16 natively.", "",
+        "computes bf16 natively. The weights also depend on the CPU and on the thread count they train on (float sums "
+        "in another order), which the key does not hold.", "",
     ])
 
 
