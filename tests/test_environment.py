@@ -1,11 +1,11 @@
-"""The three descriptions of the environment agree, and nothing happens on import."""
+"""The three descriptions of the environment agree, nothing happens on import, and records name their commit."""
 
 import re
 import subprocess
 import sys
 import tomllib
 
-from colorlab import settings
+from colorlab import machine, settings
 
 ROOT = settings.REPO_ROOT
 
@@ -45,3 +45,21 @@ def test_cli_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "colorlab", "--help"], check=True, capture_output=True, text=True).stdout
     for command in ("data", "evaluate", "colorize", "train", "runs", "bench", "reproduce"):
         assert command in out
+
+
+def test_a_records_commit_is_dirty_for_code_changes_not_for_other_records(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    for name in ("code.py", "results/record.json"):
+        (tmp_path / name).write_text("1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    clean = machine.commit(tmp_path)
+    assert len(clean) == 12 and not clean.endswith("+dirty")
+    (tmp_path / "results" / "record.json").write_text("2\n")  # a record written by the study: still clean
+    assert machine.commit(tmp_path) == clean
+    (tmp_path / "code.py").write_text("2\n")
+    assert machine.commit(tmp_path) == clean + "+dirty"
