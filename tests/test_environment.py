@@ -56,7 +56,7 @@ def test_a_records_commit_is_dirty_for_code_changes_not_for_other_records(tmp_pa
     for name in ("code.py", "results/record.json"):
         (tmp_path / name).write_text("1\n")
     git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "x")
     clean = machine.commit(tmp_path)
     assert len(clean) == 12 and not clean.endswith("+dirty")
     (tmp_path / "results" / "record.json").write_text("2\n")  # a record written by the study: still clean

@@ -390,12 +390,19 @@ def test_runs_diff_is_zero_for_a_retrained_run_and_names_a_real_difference(tiny,
     other = fit_arrays(tiny, t=tcfg(lr=2e-2))
     assert cli.main(["runs", "diff", first.key[:8], again.key[:8], "--model", tiny]) == 0
     same = json.loads(capsys.readouterr().out)
-    assert first.key != again.key and same["max_abs_difference"] == 0.0 and same["tensors_differing"] == 0
+    assert first.key != again.key and same["bit_identical"] and same["max_abs_difference"] == 0.0
+    assert same["tensors_differing"] == 0 and same["tensors_not_finite"] == 0
     apart = run_table.weight_difference(first, other)
     expected = max(float((first.model.state_dict()[k].double() - v.double()).abs().max())
                    for k, v in other.model.state_dict().items())
     assert apart["max_abs_difference"] == pytest.approx(expected) and apart["max_abs_difference"] > 0
-    assert 0 < apart["tensors_differing"] <= apart["tensors"]
+    assert 0 < apart["tensors_differing"] <= apart["tensors"] and not apart["bit_identical"]
+    with torch.no_grad():  # a diverged run: NaN weights are a difference, never "identical"
+        next(iter(other.model.parameters())).copy_(next(iter(first.model.parameters())).detach() * float("nan"))
+    broken = run_table.weight_difference(first, other)
+    assert not broken["bit_identical"] and broken["tensors_not_finite"] == 1
+    with pytest.raises(ColorlabError, match="give two runs"):
+        run_table.weight_difference(first, first)
 
 
 def test_train_presets_follow_the_model_working_size():

@@ -53,19 +53,23 @@ def physical_cores() -> int:
 
 
 def commit(root: Path | None = None) -> str:
-    """The git commit of the checkout (with "+dirty" when tracked files outside results/ differ from it), or "unknown".
-    Records that a study writes under results/ leave the next record's commit clean."""
+    """The git commit of the checkout (with "+dirty" when tracked files outside the repository's results/ differ
+    from it, "+unknown" when git cannot say), or "unknown". Records that a study writes under results/ leave the
+    next record's commit clean."""
     from colorlab import settings
 
     root = root or settings.REPO_ROOT
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return head + ("+dirty" if dirty else "")
+        outside_results = ["--", ".", ":(exclude)results"]
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", *outside_results],
+                                cwd=root, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if status.returncode != 0:
+        return head + "+unknown"
+    return head + ("+dirty" if status.stdout.strip() else "")
 
 
 def describe() -> dict:

@@ -121,6 +121,9 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
         "what": f"{model} at the {profile} profile: {a.name!r} against {b.name!r}, seeds {list(seeds)}, paired by seed "
                 "(95% t-intervals of a - b over seeds)",
         "command": command(model, profile, a, b, seeds, [es.dataset for es in chosen], limit, common, workers, threads),
+        "reading": "each run key pins the code, configs and data (checksummed datasets) its run trained with; the commit "
+                   "is the checkout that assembled this record, cached runs kept; weights also depend on the CPU and on "
+                   "each run's thread count, which keys do not hold",
         "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
         "commit": machine.commit(), "model": model, "profile": profile, "seeds": list(seeds),
         "variants": {v.name: dict(v.overrides) for v in (a, b)}, "common": common,

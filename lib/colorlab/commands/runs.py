@@ -3,7 +3,7 @@ how far two runs' weights are apart.
 
     colorlab runs list [--model NAME]             # method, key, config, data, steps, metrics, status
     colorlab runs export KEY out.safetensors      # a self-describing weights file (`weights.export`)
-    colorlab runs diff KEY KEY                    # largest weight difference: 0 = bit-identical training
+    colorlab runs diff KEY KEY                    # bit-identical weights? else the largest difference
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from colorlab import keys, settings
 from colorlab.configs import network_module
@@ -64,18 +65,28 @@ def list_runs(model_name: str | None = None) -> pd.DataFrame:
 
 
 def weight_difference(a: Run, b: Run) -> dict:
-    """The largest absolute difference over every weight of two runs of one network (0: bit-identical), the number
-    of tensors that differ, and each run's key, thread count and training seconds. Two runs of one configuration
-    and seed differ where their threads differ: another count rounds floats in another order."""
+    """How far two runs of one network are apart: whether every weight is bit-identical (same dtype, same bytes),
+    the largest absolute difference, the tensors that differ and those holding a non-finite value, and each run's
+    key, thread count and training seconds. Two runs of one configuration and seed differ where their threads
+    differ: another count rounds floats in another order."""
+    if a.key == b.key:
+        raise ColorlabError(f"both keys name run {a.key[:12]}: give two runs")
     sa, sb = a.model.state_dict(), b.model.state_dict()
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
-        raise ColorlabError(f"runs {a.key[:12]} and {b.key[:12]} are not the same network ({a.model_name}, "
-                            f"{b.model_name}): their weights do not match in names or shapes")
-    diffs = {k: float((sa[k].double() - sb[k].double()).abs().max()) if sa[k].numel() else 0.0 for k in sa}
-    return {"max_abs_difference": max(diffs.values(), default=0.0),
-            "tensors_differing": sum(d > 0 for d in diffs.values()), "tensors": len(diffs),
-            "runs": {run.key[:12]: {"threads": run.metrics.get("threads"), "train_seconds": run.metrics.get("train_seconds")}
-                     for run in (a, b)}}
+        raise ColorlabError(f"runs {a.key[:12]} ({a.model_name}) and {b.key[:12]} ({b.model_name}) are not the same "
+                            "network: their weights differ in names or shapes")
+
+    def same_bytes(x, y):
+        return x.dtype == y.dtype and torch.equal(x.reshape(-1).view(torch.uint8), y.reshape(-1).view(torch.uint8))
+
+    differing = [k for k in sa if not same_bytes(sa[k], sb[k])]
+    gaps = [float((sa[k].double() - sb[k].double()).abs().max()) for k in differing if sa[k].numel()]
+    return {"bit_identical": not differing, "max_abs_difference": max(gaps, default=0.0),
+            "tensors_differing": len(differing), "tensors": len(sa),
+            "tensors_not_finite": sum(not bool(torch.isfinite(t).all()) for t in (*sa.values(), *sb.values())
+                                      if t.is_floating_point()),
+            "runs": {run.key[:12]: {"threads": run.metrics.get("threads"),
+                                    "train_seconds": run.metrics.get("train_seconds")} for run in (a, b)}}
 
 
 # --- command line: `colorlab runs list | export | diff` -----------------------------------
@@ -87,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("key", help="run key (at least 6 leading digits)")
     p.add_argument("out", type=Path, help="output file (.safetensors)")
     p.add_argument("--model", help="model name, to narrow the key search")
-    p = sub.add_parser("diff", help="the largest difference between two runs' weights (0: bit-identical)")
+    p = sub.add_parser("diff", help="whether two runs' weights are bit-identical, else how far apart")
     p.add_argument("keys", nargs=2, metavar="KEY", help="two run keys (at least 6 leading digits each)")
     p.add_argument("--model", help="model name, to narrow the key search")
 
