@@ -78,6 +78,17 @@ def eval_sets(names: list[str] | None, profile: str, limit: int | None = 1000) -
     return [study.load_eval_set(n, SPLITS[n], limit) for n in dict.fromkeys(names)]
 
 
+def variant_requests(model: str, a: Variant, b: Variant, common: dict[str, str]) -> dict[str, tuple[str, dict]]:
+    """{name: (model, overrides)} of both variants, the `common` overrides under each (`experiments.get_over_seeds`)."""
+    return {v.name: (model, {**common, **dict(v.overrides)}) for v in (a, b)}
+
+
+def recipes(profile: str, variants: dict[str, tuple[str, dict]], seeds: list[int]) -> dict:
+    """{(variant, seed): its `runs.Recipe`}: the runs a comparison needs, keyed, nothing trained."""
+    return {(name, s): experiments.recipe(m, profile, progress=False, **kw, seed=s)
+            for name, (m, kw) in variants.items() for s in seeds}
+
+
 def _direction(d: dict) -> str:
     return {"reproduced": "higher", "not reproduced": "lower"}.get(study.verdict(d, "a>b"), "undecided")
 
@@ -97,23 +108,19 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     common = dict(common or {})
     if any(k.rpartition(".")[2] == "seed" for k in common):
         raise ColorlabError("the seeds are the comparison's (seeds=...), not a common override")
-    variants = {v.name: (model, {**common, **dict(v.overrides)}) for v in (a, b)}
-    for s in seeds:  # a bad field fails here, before anything trains
-        ka, kb = (experiments.recipe(m, profile, progress=False, **kw, seed=s).key for m, kw in variants.values())
-        if ka == kb:
+    variants = variant_requests(model, a, b, common)
+    found = recipes(profile, variants, seeds)  # a bad field fails here, before anything trains
+    for s in seeds:
+        if found[(a.name, s)].key == found[(b.name, s)].key:
             raise ColorlabError(f"variants {a.name!r} and {b.name!r} are the same configuration at seed {s} "
-                                f"(run {ka[:12]}): nothing to compare")
+                                f"(run {found[(a.name, s)].key[:12]}): nothing to compare")
     chosen = eval_sets(sets, profile, limit)
     trained = experiments.get_over_seeds(variants, seeds, profile, workers, progress)
-    named = [({"variant": name, "seed": s}, run) for name, found in trained.items() for s, run in zip(seeds, found)]
-    points = budget.quality_rows(named, chosen, progress, workers=workers)
-    frames = [study.evaluate_run(run, es).assign(variant=labels["variant"], seed=labels["seed"])
-              for labels, run in named for es in chosen]
-    seed_means = study.per_seed(pd.concat(frames, ignore_index=True))
-    diffs = [study.paired_difference(seed_means, a.name, b.name, m, es.dataset) for es in chosen for m in METRICS]
-    if all(run.metrics.get("val_top1") is not None for _, run in named):
-        top1 = pd.DataFrame([{**labels, "dataset": TOP1, "top1": run.metrics["val_top1"]} for labels, run in named])
-        diffs.append(study.paired_difference(top1, a.name, b.name, "top1", TOP1))
+    named = [({"variant": name, "seed": s}, run) for name, got in trained.items() for s, run in zip(seeds, got)]
+    points = budget.quality_rows(named, chosen, progress, workers=workers)  # each run's means: what pairing needs
+    diffs = [study.paired_difference(points, a.name, b.name, m, es.dataset) for es in chosen for m in METRICS]
+    if points["top1"].notna().all():  # a run's own validation, the same on every set's row
+        diffs.append({**study.paired_difference(points, a.name, b.name, "top1", chosen[0].dataset), "dataset": TOP1})
     for d in diffs:
         d["a_against_b"] = _direction(d)
     described = machine.describe()

@@ -57,11 +57,9 @@ def run(args: argparse.Namespace) -> int:
     if len(args.seeds) < 2:
         print("one seed: the differences carry no interval (each reads 'undecided')")
     if args.dry_run:
-        for v in (a, b):
-            for s in args.seeds:
-                found = experiments.recipe(args.model, args.profile, progress=False,
-                                           **{**common, **dict(v.overrides), "seed": s})
-                print(f"{v.name} seed {s}: run {found.key[:12]} {runs.status(found)[1]}")
+        found = paired.recipes(args.profile, paired.variant_requests(args.model, a, b, common), args.seeds)
+        for (name, s), recipe in found.items():
+            print(f"{name} seed {s}: run {recipe.key[:12]} {runs.status(recipe)[1]}")
         return 0
     record = paired.compare(args.model, args.profile, a, b, args.seeds, args.sets, args.limit or None, common,
                             args.workers, progress=True)
