@@ -94,3 +94,46 @@ def test_one_seed_gives_no_interval_and_the_record_stays_strict_json():
     assert clean["paired"][0]["ci_low"] is None and type(clean["n"]) is int and clean["v"] == 0.5
     assert paired._direction(one[0]) == "undecided"
     json.dumps(clean, allow_nan=False)
+
+
+def test_a_readout_sweep_needs_a_readout_besides_the_own_colours_and_valid_gains():
+    found = paired.readouts([1.5, 1.0, 1.5], shorter=None)
+    assert list(found) == [paired.OWN, "gain 1.5"]  # the own colours first, a repeated gain once
+    assert list(paired.readouts([1, 2], shorter=[64])) == [paired.OWN, "gain 1 shorter 64", "gain 2 shorter 64"]
+    with pytest.raises(ColorlabError, match="nothing to sweep"):
+        paired.sweep_readouts("iizuka2016", "smoke", [1.0], seeds=[0], sets=["smoke"])
+    with pytest.raises(ColorlabError, match="bad readout: gain must be a finite number >= 0, got -1"):
+        paired.sweep_readouts("iizuka2016", "smoke", [-1.0], seeds=[0], sets=["smoke"])
+    with pytest.raises(ColorlabError, match="not an override"):
+        paired.sweep_readouts("iizuka2016", "smoke", [2.0], seeds=[0], common={"train.seed": "1"})
+    with pytest.raises(ColorlabError, match="no such field 'no_such_field'"):
+        paired.sweep_readouts("iizuka2016", "smoke", [2.0], seeds=[0], common={"no_such_field": "1"})
+
+
+@pytest.mark.slow
+def test_each_readout_is_paired_by_seed_against_the_runs_own_colours(tmp_path, capsys):
+    record = paired.sweep_readouts("koalarization2017", "smoke", [2.0], seeds=[0, 1], limit=5,
+                                   common={"train.lr": "0.5"})
+    assert list(record["readouts"]) == [paired.OWN, "gain 2"] and list(record["runs"]) == ["0", "1"]
+    points = {(p["readout"], p["seed"]): p for p in record["points"]}
+    assert len(points) == 4 and {p["run"] for p in record["points"]} == {r["key"] for r in record["runs"].values()}
+    for metric in paired.METRICS:
+        d = next(d for d in record["paired"] if d["metric"] == metric)
+        per_seed = [points[("gain 2", s)][metric] - points[(paired.OWN, s)][metric] for s in (0, 1)]
+        assert (d["a"], d["b"], d["seeds"]) == ("gain 2", paired.OWN, 2) and d["diff"] == pytest.approx(np.mean(per_seed))
+        assert d["a_against_b"] == ("higher" if d["ci_low"] > 0 else "lower" if d["ci_high"] < 0 else "undecided")
+    # twice the chroma: more colourful than the same weights' own colours, photo by photo
+    assert all(points[("gain 2", s)]["colorfulness_ratio"] > points[(paired.OWN, s)]["colorfulness_ratio"] for s in (0, 1))
+    targets = {t["readout"]: t for t in record["vivid_targets"]}
+    assert targets["gain 2"]["colorfulness_ratio_seed_0"] == pytest.approx(points[("gain 2", 0)]["colorfulness_ratio"])
+    json.dumps(record, allow_nan=False)
+
+    argv = shlex.split(record["command"])[1:]  # the record's command finds every run trained
+    assert argv[argv.index("--gains") + 1] == "2" and argv[argv.index("--threads") + 1] == "1"
+    assert cli.main(argv + ["--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all(line.endswith(" trained") for line in lines)
+    out = tmp_path / "sweep.json"
+    assert cli.main(argv + ["--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["paired"] == record["paired"] and again["vivid_targets"] == record["vivid_targets"]

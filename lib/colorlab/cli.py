@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "colorize": ("colorlab.colorize", "colourize images or folders with a trained model"),
     "train": ("colorlab.commands.train", "train a model, or load its finished run (single process or torchrun)"),
     "compare": ("colorlab.commands.compare", "train two configurations at the same seeds and score them paired by seed"),
+    "readouts": ("colorlab.commands.readouts", "read one configuration's runs out with chroma gains, paired by seed"),
     "runs": ("colorlab.commands.runs", "list trained runs and export one to a weights file"),
     "weights": ("colorlab.commands.weights", "build, verify and list the shipped trained models"),
     "bench": ("colorlab.bench", "time inference and training, write results/bench.json"),

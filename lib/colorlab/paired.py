@@ -7,6 +7,10 @@
                             sets=["miniplaces", "kodak24", "imagenet-sample"])
     print(paired.differences_table(record))
 
+    sweep = paired.sweep_readouts("iizuka2016", "cpu", [1.25, 1.5, 2.0], seeds=[0, 1, 2],
+                                  common={"color_loss": "l1"})  # one configuration read out with chroma gains
+    print(paired.differences_table(sweep))                   # each gain - the run's own colours, by seed
+
 `colorlab compare` is the same from the shell. Each (variant, seed) is one run of the run store
 (`experiments.get_all`: trained once, cached by its key, `workers` at a time) and each score is
 cached in its run's folder (`study.score_runs`), so a rerun costs nothing. The answer, per
@@ -15,6 +19,10 @@ paired by seed (`study.paired_difference`) with its 95% t-interval, read as "hig
 "undecided" (the interval holds 0). Pairing by seed counts because both variants start from the
 same seed's weights where the architectures allow and see the same batches. The scene head's top-1
 (the run's own validation, where the network has one) is paired the same way.
+
+`sweep_readouts` (`colorlab readouts`) is the same for readouts (`readout.Readout`: a chroma gain, the
+scale the net runs at) of one configuration's runs: inference only, each readout paired by seed
+against the runs' own colours, and the colourfulness target per readout (`budget.vivid_targets`).
 
 This sits with scoring and the studies: it reaches the run store through `experiments`.
 """
@@ -28,7 +36,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from colorlab import budget, experiments, machine, runs, study
+from colorlab import budget, experiments, machine, readout, runs, study
 from colorlab.errors import ColorlabError
 
 # The split each dataset is scored on: held out from training wherever the dataset has a split.
@@ -144,6 +152,85 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     })
 
 
+OWN = "gain 1"  # the label of a run's own colours (the identity readout), every sweep's reference
+
+
+def readouts(gains: list[float], shorter: list[int] | None = None) -> dict[str, readout.Readout]:
+    """{label: readout}: every gain at every `shorter` (None: the net's own scale), the run's own colours first."""
+    found = {OWN: readout.Readout()}
+    for s in shorter or [None]:
+        for g in gains:
+            r = readout.Readout(gain=float(g), shorter=s)
+            found.setdefault(f"gain {r.gain:g}" + ("" if r.shorter is None else f" shorter {r.shorter}"), r)
+    return found
+
+
+def sweep_readouts(model: str, profile: str, gains: list[float], seeds: list[int], sets: list[str] | None = None,
+                   limit: int | None = 1000, common: dict[str, str] | None = None, shorter: list[int] | None = None,
+                   workers: int = 1, progress: bool = False) -> dict:
+    """Train (or load) the preset with the `common` overrides at every seed, read each run out by every gain (and
+    `shorter` scale; `readouts`), score each on every set and pair each readout against the runs' own colours by
+    seed. Inference only: the readouts share each run's weights, and their scores are cached in its folder.
+    Returns a JSON-able record as `compare`'s, with the colourfulness target per readout and set
+    (`budget.vivid_targets`: ratio >= 0.75 at >= +0.3 dB over gray, at the first seed and on the mean)."""
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise ColorlabError(f"seeds must be distinct and at least one, got {seeds}")
+    common = dict(common or {})
+    if any(k.rpartition(".")[2] == "seed" for k in common):
+        raise ColorlabError("the seeds are the sweep's (seeds=...), not an override")
+    try:
+        found = readouts(gains, shorter)
+    except ValueError as err:
+        raise ColorlabError(f"bad readout: {err}") from None
+    if len(found) < 2:
+        raise ColorlabError(f"gains {gains} hold no readout besides the runs' own colours (gain 1): nothing to sweep")
+    threads = torch.get_num_threads()
+    variants = {"runs": (model, common)}
+    recipes(profile, variants, seeds)  # a bad field fails here, before anything trains
+    chosen = eval_sets(sets, profile, limit)
+    trained = experiments.get_over_seeds(variants, seeds, profile, workers, progress)["runs"]
+    points = budget.readout_sweep(trained, found, chosen, progress, workers)
+    by_variant = points.rename(columns={"readout": "variant"})
+    diffs = [study.paired_difference(by_variant, label, OWN, m, es.dataset)
+             for es in chosen for label in found if label != OWN for m in METRICS]
+    for d in diffs:
+        d["a_against_b"] = _direction(d)
+    described = machine.describe()
+    return _json_clean({
+        "what": f"{model} at the {profile} profile" + (f" with {common}" if common else "") + f", seeds {list(seeds)}, "
+                f"read out {len(found) - 1} more ways (inference only) and paired by seed against its own colours "
+                "(95% t-intervals of readout - own)",
+        "command": readouts_command(model, profile, gains, shorter, seeds, [es.dataset for es in chosen], limit,
+                                    common, workers, threads),
+        "reading": "each run key pins the code, configs and data its run trained with; the commit is the checkout that "
+                   "assembled this record, cached runs and scores kept; weights also depend on the CPU and on each "
+                   "run's thread count, which keys do not hold",
+        "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
+        "commit": machine.commit(), "model": model, "profile": profile, "seeds": list(seeds), "common": common,
+        "readouts": {label: {"gain": r.gain, "shorter": r.shorter} for label, r in found.items()},
+        "sets": [{"dataset": es.dataset, "split": es.split, "images": len(es), "skipped": len(es.skipped)}
+                 for es in chosen],
+        "runs": {str(s): {"key": run.key[:12], "threads": run.metrics.get("threads"),
+                          "train_seconds": run.metrics.get("train_seconds"), "cpu_seconds": runs.cpu_seconds(run.metrics)}
+                 for s, run in zip(seeds, trained)},
+        "points": points.to_dict("records"),
+        "paired": diffs,
+        "vivid_targets": budget.vivid_targets(points).to_dict("records"),
+    })
+
+
+def readouts_command(model: str, profile: str, gains: list[float], shorter: list[int] | None, seeds: list[int],
+                     sets: list[str], limit: int | None, common: dict[str, str], workers: int = 1,
+                     threads: int = 1) -> str:
+    """The `colorlab readouts` command line that makes this sweep again, on the same threads (as `command`)."""
+    parts = ["colorlab readouts", f"--model {model}", f"--profile {profile}"]
+    parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
+    parts += ["--gains"] + [f"{float(g):g}" for g in gains] + (["--shorter"] + [str(s) for s in shorter] if shorter else [])
+    parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + sets
+    parts += [f"--limit {limit if limit is not None else 0}", f"--workers {workers}"]
+    return " ".join(parts + ([f"--threads {threads}"] if workers == 1 else []))
+
+
 def _json_clean(obj):
     """The record as strict JSON: NaN (an interval of one seed, a top-1 a net lacks) as None, numpy scalars as Python."""
     if isinstance(obj, dict):
@@ -169,12 +256,13 @@ def command(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     return " ".join(parts + ([f"--threads {threads}"] if workers == 1 else []))
 
 
-def points_table(record: dict) -> pd.DataFrame:
-    """Each variant's mean over the seeds, per set: metrics beside gray, colourfulness ratio, scene top-1."""
+def points_table(record: dict, by: str = "variant") -> pd.DataFrame:
+    """Each variant's (`by="readout"`: each readout's) mean over the seeds, per set: metrics beside gray,
+    colourfulness ratio, scene top-1."""
     df = pd.DataFrame(record["points"])
     cols = [c for c in ("psnr_vs_gray", "auc_vs_gray", "colorfulness_ratio", "top1", "cpu_minutes") if c in df]
-    means = df.groupby(["dataset", "variant"], sort=False)[cols].mean()
-    return means.join(df.groupby(["dataset", "variant"], sort=False).size().rename("seeds")).reset_index()
+    means = df.groupby(["dataset", by], sort=False)[cols].mean()
+    return means.join(df.groupby(["dataset", by], sort=False).size().rename("seeds")).reset_index()
 
 
 def differences_table(record: dict) -> pd.DataFrame:
