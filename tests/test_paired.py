@@ -11,6 +11,7 @@ import pytest
 
 from colorlab import cli, paired
 from colorlab.commands import compare
+from colorlab.commands import readouts as readouts_command
 from colorlab.errors import ColorlabError
 
 
@@ -99,15 +100,33 @@ def test_one_seed_gives_no_interval_and_the_record_stays_strict_json():
 def test_a_readout_sweep_needs_a_readout_besides_the_own_colours_and_valid_gains():
     found = paired.readouts([1.5, 1.0, 1.5], shorter=None)
     assert list(found) == [paired.OWN, "gain 1.5"]  # the own colours first, a repeated gain once
-    assert list(paired.readouts([1, 2], shorter=[64])) == [paired.OWN, "gain 1 shorter 64", "gain 2 shorter 64"]
+    assert list(paired.readouts([2], shorter=[64])) == [paired.OWN, "gain 2", "gain 1 shorter 64", "gain 2 shorter 64"]
+    assert list(paired.readouts([1.2345671, 1.2345674, 1.0000001])) == [  # labels read back as their gains
+        paired.OWN, "gain 1.2345671", "gain 1.2345674", "gain 1.0000001"]
     with pytest.raises(ColorlabError, match="nothing to sweep"):
         paired.sweep_readouts("iizuka2016", "smoke", [1.0], seeds=[0], sets=["smoke"])
-    with pytest.raises(ColorlabError, match="bad readout: gain must be a finite number >= 0, got -1"):
+    with pytest.raises(ColorlabError, match="bad readout \\(gain -1.0, shorter None\\): gain must be a finite number"):
         paired.sweep_readouts("iizuka2016", "smoke", [-1.0], seeds=[0], sets=["smoke"])
-    with pytest.raises(ColorlabError, match="not an override"):
+    with pytest.raises(ColorlabError, match="bad readout \\(gain 1.0, shorter 4\\): shorter must be"):
+        paired.readouts([2.0], shorter=[4])
+    with pytest.raises(ColorlabError, match="not as an override"):
         paired.sweep_readouts("iizuka2016", "smoke", [2.0], seeds=[0], common={"train.seed": "1"})
+    with pytest.raises(ColorlabError, match="workers must be at least 1"):
+        paired.sweep_readouts("iizuka2016", "smoke", [2.0], seeds=[0], workers=0)
     with pytest.raises(ColorlabError, match="no such field 'no_such_field'"):
         paired.sweep_readouts("iizuka2016", "smoke", [2.0], seeds=[0], common={"no_such_field": "1"})
+
+
+def test_a_sweeps_command_line_parses_back_to_the_same_readouts():
+    parser = argparse.ArgumentParser()
+    readouts_command.add_arguments(parser)
+    gains, shorter = [1.2345671, 2.0, 1.0], [64]
+    chosen = [argparse.Namespace(dataset="smoke")]
+    flags = ["--gains"] + [paired._number(g) for g in gains] + ["--shorter", "64"]
+    line = paired.command("readouts", "iizuka2016", "smoke", flags, [0, 1], chosen, None, 2, 1)
+    args = parser.parse_args(shlex.split(line)[2:])
+    assert paired.readouts(args.gains, args.shorter) == paired.readouts(gains, shorter)
+    assert (args.seeds, args.sets, args.limit, args.workers, args.threads) == ([0, 1], ["smoke"], 0, 2, 1)
 
 
 @pytest.mark.slow
@@ -115,24 +134,29 @@ def test_each_readout_is_paired_by_seed_against_the_runs_own_colours(tmp_path, c
     record = paired.sweep_readouts("koalarization2017", "smoke", [2.0], seeds=[0, 1], limit=5,
                                    common={"train.lr": "0.5"})
     assert list(record["readouts"]) == [paired.OWN, "gain 2"] and list(record["runs"]) == ["0", "1"]
+    assert len(record["points"]) == 4  # 2 readouts x 2 seeds x 1 set
     points = {(p["readout"], p["seed"]): p for p in record["points"]}
-    assert len(points) == 4 and {p["run"] for p in record["points"]} == {r["key"] for r in record["runs"].values()}
+    assert {p["run"] for p in record["points"]} == {r["key"] for r in record["runs"].values()}
     for metric in paired.METRICS:
         d = next(d for d in record["paired"] if d["metric"] == metric)
         per_seed = [points[("gain 2", s)][metric] - points[(paired.OWN, s)][metric] for s in (0, 1)]
         assert (d["a"], d["b"], d["seeds"]) == ("gain 2", paired.OWN, 2) and d["diff"] == pytest.approx(np.mean(per_seed))
         assert d["a_against_b"] == ("higher" if d["ci_low"] > 0 else "lower" if d["ci_high"] < 0 else "undecided")
-    # twice the chroma: more colourful than the same weights' own colours, photo by photo
+    # twice the chroma: more colourful than the same weights' own colours
     assert all(points[("gain 2", s)]["colorfulness_ratio"] > points[(paired.OWN, s)]["colorfulness_ratio"] for s in (0, 1))
     targets = {t["readout"]: t for t in record["vivid_targets"]}
     assert targets["gain 2"]["colorfulness_ratio_seed_0"] == pytest.approx(points[("gain 2", 0)]["colorfulness_ratio"])
+    assert list(paired.differences_table(record, "readout")["readout"].unique()) == ["gain 2"]
     json.dumps(record, allow_nan=False)
 
     argv = shlex.split(record["command"])[1:]  # the record's command finds every run trained
     assert argv[argv.index("--gains") + 1] == "2" and argv[argv.index("--threads") + 1] == "1"
+    assert argv[argv.index("--limit") + 1] == "5" and argv[argv.index("--set") + 1] == "train.lr=0.5"
     assert cli.main(argv + ["--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and all(line.endswith(" trained") for line in lines)
+    assert len(lines) == 3 and all(line.endswith(" trained") for line in lines[:2])
+    assert {line.split(" run ")[1].split()[0] for line in lines[:2]} == {r["key"] for r in record["runs"].values()}
+    assert lines[2].startswith("readouts: gain 1, gain 2")
     out = tmp_path / "sweep.json"
     assert cli.main(argv + ["--out", str(out)]) == 0
     again = json.loads(out.read_text())

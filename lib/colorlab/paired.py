@@ -1,4 +1,4 @@
-"""Two configurations of one network, trained at the same seeds and scored paired by seed.
+"""Runs of one network paired by seed: two configurations (`compare`), or one read out several ways (`sweep_readouts`).
 
     from colorlab import paired
     a = paired.Variant.parse(["color_loss=l1"])          # overrides of the profile's preset
@@ -9,20 +9,20 @@
 
     sweep = paired.sweep_readouts("iizuka2016", "cpu", [1.25, 1.5, 2.0], seeds=[0, 1, 2],
                                   common={"color_loss": "l1"})  # one configuration read out with chroma gains
-    print(paired.differences_table(sweep))                   # each gain - the run's own colours, by seed
+    print(paired.differences_table(sweep, "readout"))         # each gain - the runs' own colours, by seed
 
-`colorlab compare` is the same from the shell. Each (variant, seed) is one run of the run store
-(`experiments.get_all`: trained once, cached by its key, `workers` at a time) and each score is
-cached in its run's folder (`study.score_runs`), so a rerun costs nothing. The answer, per
-evaluation set: every run's quality beside gray (`budget.quality_rows`), and a - b per metric
-paired by seed (`study.paired_difference`) with its 95% t-interval, read as "higher", "lower" or
-"undecided" (the interval holds 0). Pairing by seed counts because both variants start from the
+`colorlab compare` and `colorlab readouts` are the same from the shell. Each (variant, seed) is one
+run of the run store (`experiments.get_all`: trained once, cached by its key, `workers` at a time)
+and each score is cached in its run's folder (`study.score_runs`), so a rerun costs nothing. The
+answer, per evaluation set: every run's quality beside gray (`budget.quality_rows`), and a - b per
+metric paired by seed (`study.paired_difference`) with its 95% t-interval, read as "higher", "lower"
+or "undecided" (the interval holds 0). Pairing by seed counts because both variants start from the
 same seed's weights where the architectures allow and see the same batches. The scene head's top-1
 (the run's own validation, where the network has one) is paired the same way.
 
-`sweep_readouts` (`colorlab readouts`) is the same for readouts (`readout.Readout`: a chroma gain, the
-scale the net runs at) of one configuration's runs: inference only, each readout paired by seed
-against the runs' own colours, and the colourfulness target per readout (`budget.vivid_targets`).
+A readout (`readout.Readout`: a chroma gain, the scale the net runs at) is inference only: every
+readout of a sweep is the same runs' weights, paired by seed against their own colours, with the
+colourfulness target per readout and set (`budget.vivid_targets`).
 
 This sits with scoring and the studies: it reaches the run store through `experiments`.
 """
@@ -43,6 +43,10 @@ from colorlab.errors import ColorlabError
 SPLITS = {"miniplaces": "val", "kodak24": "all", "imagenet-sample": "all", "sun8": "test", "smoke": "val"}
 METRICS = ("psnr", "auc", "colorfulness_ratio")
 TOP1 = "scene top-1 (the run's validation)"
+OWN = "gain 1"  # a sweep's label of the runs' own colours (the identity readout), every readout's reference
+READING = ("each run key pins the code, configs and data (checksummed datasets) its run trained with; the commit is "
+           "the checkout that assembled this record, cached runs and scores kept; weights also depend on the CPU and "
+           "on each run's thread count, which keys do not hold")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,30 @@ def _direction(d: dict) -> str:
     return {"reproduced": "higher", "not reproduced": "lower"}.get(study.verdict(d, "a>b"), "undecided")
 
 
+def _check(seeds: list[int], common: dict[str, str], workers: int) -> None:
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise ColorlabError(f"seeds must be distinct and at least one, got {seeds}")
+    if any(k.rpartition(".")[2] == "seed" for k in common):
+        raise ColorlabError("the seeds are given apart (seeds=..., --seeds), not as an override")
+    if workers < 1:
+        raise ColorlabError(f"workers must be at least 1, got {workers}")
+
+
+def _provenance(chosen: list[study.EvalSet], named: list[tuple[str, object]]) -> dict:
+    """What every record holds beside its numbers: how to read it, the machine, the commit, the sets, the runs."""
+    described = machine.describe()
+    return {
+        "reading": READING,
+        "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
+        "commit": machine.commit(),
+        "sets": [{"dataset": es.dataset, "split": es.split, "images": len(es), "skipped": len(es.skipped)}
+                 for es in chosen],
+        "runs": {name: {"key": run.key[:12], "threads": run.metrics.get("threads"),
+                        "train_seconds": run.metrics.get("train_seconds"), "cpu_seconds": runs.cpu_seconds(run.metrics)}
+                 for name, run in named},
+    }
+
+
 def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], sets: list[str] | None = None,
             limit: int | None = 1000, common: dict[str, str] | None = None, workers: int = 1,
             progress: bool = False) -> dict:
@@ -110,12 +138,9 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     threads, CPU-seconds), every run's quality beside gray (`points`) and the differences a - b (`paired`)."""
     if a.name == b.name:
         raise ColorlabError(f"the two variants need different names (both are {a.name!r})")
-    if not seeds or len(set(seeds)) < len(seeds):
-        raise ColorlabError(f"seeds must be distinct and at least one, got {seeds}")
-    threads = torch.get_num_threads()  # runs trained in this process (workers = 1, or one run left) use these
     common = dict(common or {})
-    if any(k.rpartition(".")[2] == "seed" for k in common):
-        raise ColorlabError("the seeds are the comparison's (seeds=...), not a common override")
+    _check(seeds, common, workers)
+    threads = torch.get_num_threads()  # runs trained in this process (one worker, or one run left) use these
     variants = variant_requests(model, a, b, common)
     found = recipes(profile, variants, seeds)  # a bad field fails here, before anything trains
     for s in seeds:
@@ -131,57 +156,53 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
         diffs.append({**study.paired_difference(points, a.name, b.name, "top1", chosen[0].dataset), "dataset": TOP1})
     for d in diffs:
         d["a_against_b"] = _direction(d)
-    described = machine.describe()
+    flags = []
+    for flag, v in (("--a", a), ("--b", b)):
+        overrides = [shlex.quote(f"{k}={val}") for k, val in v.overrides]
+        flags += ([flag] + overrides if overrides else []) + [f"{flag}-name", shlex.quote(v.name)]
+    flags += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
     return _json_clean({
         "what": f"{model} at the {profile} profile: {a.name!r} against {b.name!r}, seeds {list(seeds)}, paired by seed "
                 "(95% t-intervals of a - b over seeds)",
-        "command": command(model, profile, a, b, seeds, [es.dataset for es in chosen], limit, common, workers, threads),
-        "reading": "each run key pins the code, configs and data (checksummed datasets) its run trained with; the commit "
-                   "is the checkout that assembled this record, cached runs kept; weights also depend on the CPU and on "
-                   "each run's thread count, which keys do not hold",
-        "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
-        "commit": machine.commit(), "model": model, "profile": profile, "seeds": list(seeds),
+        "command": command("compare", model, profile, flags, seeds, chosen, limit, workers, threads),
+        **_provenance(chosen, [(f"{labels['variant']}/{labels['seed']}", run) for labels, run in named]),
+        "model": model, "profile": profile, "seeds": list(seeds),
         "variants": {v.name: dict(v.overrides) for v in (a, b)}, "common": common,
-        "sets": [{"dataset": es.dataset, "split": es.split, "images": len(es), "skipped": len(es.skipped)}
-                 for es in chosen],
-        "runs": {f"{labels['variant']}/{labels['seed']}": {
-            "key": run.key[:12], "threads": run.metrics.get("threads"), "train_seconds": run.metrics.get("train_seconds"),
-            "cpu_seconds": runs.cpu_seconds(run.metrics)} for labels, run in named},
         "points": points.to_dict("records"),
         "paired": diffs,
     })
 
 
-OWN = "gain 1"  # the label of a run's own colours (the identity readout), every sweep's reference
+def _number(x: float) -> str:
+    """The shortest text that reads back as `x` (1.5, 2, 1.2345671), for labels and command lines."""
+    return f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
 
 
 def readouts(gains: list[float], shorter: list[int] | None = None) -> dict[str, readout.Readout]:
-    """{label: readout}: every gain at every `shorter` (None: the net's own scale), the run's own colours first."""
-    found = {OWN: readout.Readout()}
-    for s in shorter or [None]:
-        for g in gains:
-            r = readout.Readout(gain=float(g), shorter=s)
-            found.setdefault(f"gain {r.gain:g}" + ("" if r.shorter is None else f" shorter {r.shorter}"), r)
+    """{label: readout}: every gain, and gain 1 (the runs' own colours, first), at the net's own scale and at each
+    `shorter` scale (pixels of the photo's shorter side), so a scale's effect shows apart from a gain's."""
+    found = {}
+    for s in [None, *(shorter or [])]:
+        for g in [1.0, *gains]:
+            try:
+                r = readout.Readout(gain=float(g), shorter=s)
+            except (TypeError, ValueError) as err:
+                raise ColorlabError(f"bad readout (gain {g}, shorter {s}): {err}") from None
+            found.setdefault(f"gain {_number(r.gain)}" + ("" if r.shorter is None else f" shorter {r.shorter}"), r)
     return found
 
 
 def sweep_readouts(model: str, profile: str, gains: list[float], seeds: list[int], sets: list[str] | None = None,
                    limit: int | None = 1000, common: dict[str, str] | None = None, shorter: list[int] | None = None,
                    workers: int = 1, progress: bool = False) -> dict:
-    """Train (or load) the preset with the `common` overrides at every seed, read each run out by every gain (and
-    `shorter` scale; `readouts`), score each on every set and pair each readout against the runs' own colours by
-    seed. Inference only: the readouts share each run's weights, and their scores are cached in its folder.
-    Returns a JSON-able record as `compare`'s, with the colourfulness target per readout and set
-    (`budget.vivid_targets`: ratio >= 0.75 at >= +0.3 dB over gray, at the first seed and on the mean)."""
-    if not seeds or len(set(seeds)) < len(seeds):
-        raise ColorlabError(f"seeds must be distinct and at least one, got {seeds}")
+    """Train (or load) the preset with the `common` overrides at every seed, read each run out every way of
+    `readouts(gains, shorter)`, score each on every set and pair each readout against the runs' own colours by seed.
+    Inference only: the readouts share each run's weights, and their scores are cached in its folder. Returns a
+    JSON-able record as `compare`'s (its `points` with a `readout` column, `runs` by seed, no top-1: a readout does
+    not change the scene head), with `vivid_targets` (ratio >= 0.75 at >= +0.3 dB over gray, first seed and mean)."""
     common = dict(common or {})
-    if any(k.rpartition(".")[2] == "seed" for k in common):
-        raise ColorlabError("the seeds are the sweep's (seeds=...), not an override")
-    try:
-        found = readouts(gains, shorter)
-    except ValueError as err:
-        raise ColorlabError(f"bad readout: {err}") from None
+    _check(seeds, common, workers)
+    found = readouts(gains, shorter)
     if len(found) < 2:
         raise ColorlabError(f"gains {gains} hold no readout besides the runs' own colours (gain 1): nothing to sweep")
     threads = torch.get_num_threads()
@@ -195,40 +216,22 @@ def sweep_readouts(model: str, profile: str, gains: list[float], seeds: list[int
              for es in chosen for label in found if label != OWN for m in METRICS]
     for d in diffs:
         d["a_against_b"] = _direction(d)
-    described = machine.describe()
+    scales = sorted({r.shorter for r in found.values() if r.shorter is not None})
+    flags = [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
+    flags += ["--gains"] + ([_number(g) for g in dict.fromkeys(float(g) for g in gains)] or ["1"])
+    flags += ["--shorter"] + [str(s) for s in scales] if scales else []
     return _json_clean({
         "what": f"{model} at the {profile} profile" + (f" with {common}" if common else "") + f", seeds {list(seeds)}, "
                 f"read out {len(found) - 1} more ways (inference only) and paired by seed against its own colours "
                 "(95% t-intervals of readout - own)",
-        "command": readouts_command(model, profile, gains, shorter, seeds, [es.dataset for es in chosen], limit,
-                                    common, workers, threads),
-        "reading": "each run key pins the code, configs and data its run trained with; the commit is the checkout that "
-                   "assembled this record, cached runs and scores kept; weights also depend on the CPU and on each "
-                   "run's thread count, which keys do not hold",
-        "machine": {k: described[k] for k in ("cpu", "isa", "isa_flags", "native_bf16", "torch")},
-        "commit": machine.commit(), "model": model, "profile": profile, "seeds": list(seeds), "common": common,
+        "command": command("readouts", model, profile, flags, seeds, chosen, limit, workers, threads),
+        **_provenance(chosen, [(str(s), run) for s, run in zip(seeds, trained)]),
+        "model": model, "profile": profile, "seeds": list(seeds), "common": common,
         "readouts": {label: {"gain": r.gain, "shorter": r.shorter} for label, r in found.items()},
-        "sets": [{"dataset": es.dataset, "split": es.split, "images": len(es), "skipped": len(es.skipped)}
-                 for es in chosen],
-        "runs": {str(s): {"key": run.key[:12], "threads": run.metrics.get("threads"),
-                          "train_seconds": run.metrics.get("train_seconds"), "cpu_seconds": runs.cpu_seconds(run.metrics)}
-                 for s, run in zip(seeds, trained)},
         "points": points.to_dict("records"),
         "paired": diffs,
         "vivid_targets": budget.vivid_targets(points).to_dict("records"),
     })
-
-
-def readouts_command(model: str, profile: str, gains: list[float], shorter: list[int] | None, seeds: list[int],
-                     sets: list[str], limit: int | None, common: dict[str, str], workers: int = 1,
-                     threads: int = 1) -> str:
-    """The `colorlab readouts` command line that makes this sweep again, on the same threads (as `command`)."""
-    parts = ["colorlab readouts", f"--model {model}", f"--profile {profile}"]
-    parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
-    parts += ["--gains"] + [f"{float(g):g}" for g in gains] + (["--shorter"] + [str(s) for s in shorter] if shorter else [])
-    parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + sets
-    parts += [f"--limit {limit if limit is not None else 0}", f"--workers {workers}"]
-    return " ".join(parts + ([f"--threads {threads}"] if workers == 1 else []))
 
 
 def _json_clean(obj):
@@ -242,18 +245,14 @@ def _json_clean(obj):
     return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
-def command(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], sets: list[str],
-            limit: int | None, common: dict[str, str], workers: int = 1, threads: int = 1) -> str:
-    """The `colorlab compare` command line that makes this comparison again, on the same threads (the run key does not
-    hold the thread count, and another count rounds floats in another order: other weights from empty caches)."""
-    parts = ["colorlab compare", f"--model {model}", f"--profile {profile}"]
-    for flag, v in (("--a", a), ("--b", b)):
-        overrides = [shlex.quote(f"{k}={val}") for k, val in v.overrides]
-        parts += ([flag] + overrides if overrides else []) + [f"{flag}-name", shlex.quote(v.name)]
-    parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
-    parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + sets
-    parts += [f"--limit {limit if limit is not None else 0}", f"--workers {workers}"]
-    return " ".join(parts + ([f"--threads {threads}"] if workers == 1 else []))
+def command(name: str, model: str, profile: str, flags: list[str], seeds: list[int], chosen: list[study.EvalSet],
+            limit: int | None, workers: int, threads: int) -> str:
+    """The `colorlab NAME` command line that makes a record again, on the same threads: the run key does not hold
+    the thread count, and another count rounds floats in another order (other weights from empty caches)."""
+    parts = [f"colorlab {name}", f"--model {model}", f"--profile {profile}", *flags]
+    parts += ["--seeds"] + [str(s) for s in seeds] + ["--sets"] + [es.dataset for es in chosen]
+    return " ".join(parts + [f"--limit {limit if limit is not None else 0}", f"--workers {workers}",
+                             f"--threads {threads}"])
 
 
 def points_table(record: dict, by: str = "variant") -> pd.DataFrame:
@@ -265,7 +264,7 @@ def points_table(record: dict, by: str = "variant") -> pd.DataFrame:
     return means.join(df.groupby(["dataset", by], sort=False).size().rename("seeds")).reset_index()
 
 
-def differences_table(record: dict) -> pd.DataFrame:
-    """The paired differences a - b, one row per set and metric."""
-    cols = ["dataset", "metric", "seeds", "diff", "ci_low", "ci_high", "a_against_b"]
-    return pd.DataFrame(record["paired"])[cols]
+def differences_table(record: dict, a: str = "a") -> pd.DataFrame:
+    """The paired differences a - b, one row per set, a (named `a`: "readout" for a sweep) and metric."""
+    cols = ["dataset", "a", "metric", "seeds", "diff", "ci_low", "ci_high", "a_against_b"]
+    return pd.DataFrame(record["paired"])[cols].rename(columns={"a": a})

@@ -31,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f"variant {v}'s overrides of the preset (none: the preset); repeatable")
         parser.add_argument(f"--{v}-name", help=f"variant {v}'s name (default: its overrides, or 'preset')")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="an override under both variants")
+    add_run_arguments(parser)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `colorlab compare` and `colorlab readouts` share: seeds, sets, workers, threads, output."""
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="paired seeds (default 0 1 2)")
     parser.add_argument("--sets", nargs="*", default=None, metavar="DATASET",
                         help=f"evaluation sets, of {sorted(paired.SPLITS)} (default: MiniPlaces val and Kodak24; smoke: its own)")
@@ -41,6 +46,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print each run's key and whether it is trained")
 
 
+def check_run_arguments(args: argparse.Namespace) -> None:
+    """Set this process's threads; refuse a negative limit or no worker; say that one seed gives no interval."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.limit < 0:
+        raise ColorlabError(f"--limit must be 0 (all photos) or a positive number, got {args.limit}")
+    if args.workers < 1:
+        raise ColorlabError(f"--workers must be at least 1, got {args.workers}")
+    if len(args.seeds) < 2 and not args.dry_run:
+        print("one seed: the differences carry no interval (each reads 'undecided')")
+
+
+def print_dry_run(found: dict) -> None:
+    """Each run a record needs ({(name, seed): recipe}), its key and whether it is trained."""
+    for (name, s), recipe in found.items():
+        print(f"{name} seed {s}: run {recipe.key[:12]} {runs.status(recipe)[1]}")
+
+
+def write_record(record: dict, out: str | None) -> None:
+    if out:
+        atomic.write_text(out, json.dumps(record, indent=1, allow_nan=False) + "\n")
+        print(f"record in {out}")
+
+
 def _variants(args: argparse.Namespace) -> tuple[paired.Variant, paired.Variant, dict[str, str]]:
     a = paired.Variant.parse(args.a, args.a_name)
     b = paired.Variant.parse(args.b, args.b_name)
@@ -49,17 +78,10 @@ def _variants(args: argparse.Namespace) -> tuple[paired.Variant, paired.Variant,
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.limit < 0:
-        raise ColorlabError(f"--limit must be 0 (all photos) or a positive number, got {args.limit}")
+    check_run_arguments(args)
     a, b, common = _variants(args)
-    if len(args.seeds) < 2:
-        print("one seed: the differences carry no interval (each reads 'undecided')")
     if args.dry_run:
-        found = paired.recipes(args.profile, paired.variant_requests(args.model, a, b, common), args.seeds)
-        for (name, s), recipe in found.items():
-            print(f"{name} seed {s}: run {recipe.key[:12]} {runs.status(recipe)[1]}")
+        print_dry_run(paired.recipes(args.profile, paired.variant_requests(args.model, a, b, common), args.seeds))
         return 0
     record = paired.compare(args.model, args.profile, a, b, args.seeds, args.sets, args.limit or None, common,
                             args.workers, progress=True)
@@ -67,7 +89,5 @@ def run(args: argparse.Namespace) -> int:
         print(paired.points_table(record).round(4).to_string(index=False))
         print()
         print(paired.differences_table(record).round(4).to_string(index=False))
-    if args.out:
-        atomic.write_text(args.out, json.dumps(record, indent=1, allow_nan=False) + "\n")
-        print(f"record in {args.out}")
+    write_record(record, args.out)
     return 0

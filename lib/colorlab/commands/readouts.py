@@ -15,13 +15,11 @@ dB over gray, at the first seed and on the mean); `--out` keeps the whole record
 from __future__ import annotations
 
 import argparse
-import json
 
 import pandas as pd
-import torch
 
-from colorlab import atomic, experiments, paired, runs
-from colorlab.errors import ColorlabError
+from colorlab import experiments, paired
+from colorlab.commands.compare import add_run_arguments, check_run_arguments, print_dry_run, write_record
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,37 +29,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gains", nargs="+", type=float, default=[1.25, 1.5, 1.75, 2.0],
                         help="chroma gains (default 1.25 1.5 1.75 2; the runs' own colours, gain 1, always come too)")
     parser.add_argument("--shorter", nargs="+", type=int, metavar="PIXELS",
-                        help="run the net with the photo's shorter side at these pixels, each with every gain")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default 0 1 2)")
-    parser.add_argument("--sets", nargs="*", default=None, metavar="DATASET",
-                        help=f"evaluation sets, of {sorted(paired.SPLITS)} (default: MiniPlaces val and Kodak24; smoke: its own)")
-    parser.add_argument("--limit", type=int, default=1000, help="photos per set, spread over it (0: all; default 1000)")
-    parser.add_argument("--workers", type=int, default=1, help="runs trained and scored side by side, one thread each")
-    parser.add_argument("--threads", type=int, help="torch.set_num_threads for this process (runs it trains itself)")
-    parser.add_argument("--out", help="write the record here as JSON")
-    parser.add_argument("--dry-run", action="store_true", help="print each run's key and whether it is trained")
+                        help="also run the net with the photo's shorter side at these pixels, each with gain 1 and "
+                             "every gain")
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.limit < 0:
-        raise ColorlabError(f"--limit must be 0 (all photos) or a positive number, got {args.limit}")
+    check_run_arguments(args)
     common = dict(paired.Variant.parse(args.set, "common").overrides)
+    found = paired.readouts(args.gains, args.shorter)  # bad gains or scales are refused before anything else
     if args.dry_run:
-        found = paired.recipes(args.profile, {"runs": (args.model, common)}, args.seeds)
-        for (_, s), recipe in found.items():
-            print(f"seed {s}: run {recipe.key[:12]} {runs.status(recipe)[1]}")
+        print_dry_run(paired.recipes(args.profile, {"runs": (args.model, common)}, args.seeds))
+        print(f"readouts: {', '.join(found)} (each run's scores of each are cached in its folder)")
         return 0
     record = paired.sweep_readouts(args.model, args.profile, args.gains, args.seeds, args.sets, args.limit or None,
                                    common, args.shorter, args.workers, progress=True)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(paired.points_table(record, by="readout").round(4).to_string(index=False))
         print()
-        print(paired.differences_table(record).round(4).to_string(index=False))
+        print(paired.differences_table(record, "readout").round(4).to_string(index=False))
         print()
         print(pd.DataFrame(record["vivid_targets"]).round(3).to_string(index=False))
-    if args.out:
-        atomic.write_text(args.out, json.dumps(record, indent=1, allow_nan=False) + "\n")
-        print(f"record in {args.out}")
+    write_record(record, args.out)
     return 0
