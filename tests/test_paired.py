@@ -9,7 +9,7 @@ import shlex
 import numpy as np
 import pytest
 
-from colorlab import cli, paired
+from colorlab import cli, paired, readout
 from colorlab.commands import compare
 from colorlab.commands import readouts as readouts_command
 from colorlab.errors import ColorlabError
@@ -122,7 +122,7 @@ def test_a_sweeps_command_line_parses_back_to_the_same_readouts():
     readouts_command.add_arguments(parser)
     gains, shorter = [1.2345671, 2.0, 1.0], [64]
     chosen = [argparse.Namespace(dataset="smoke")]
-    flags = ["--gains"] + [paired._number(g) for g in gains] + ["--shorter", "64"]
+    flags = ["--gains"] + [readout.number(g) for g in gains] + ["--shorter", "64"]
     line = paired.command("readouts", "iizuka2016", "smoke", flags, [0, 1], chosen, None, 2, 1)
     args = parser.parse_args(shlex.split(line)[2:])
     assert paired.readouts(args.gains, args.shorter) == paired.readouts(gains, shorter)

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import datetime
 import io
+import json
 import types
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from colorlab import baselines, cli, color, images, playground, playground_ui, runs, weights
+from colorlab import baselines, cli, color, images, models, playground, playground_ui, runs, weights
 from colorlab import experiments
 
 SMOKE_PHOTOS = {"astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
@@ -288,3 +290,21 @@ def test_demo_uses_the_shipped_file_rather_than_training(use_runs, tmp_path, mon
     name = playground.demo("cpu", 0, "iizuka2016", folder)
     assert name == w.SHIPPED["iizuka2016"] and "no training" in capsys.readouterr().out
     assert name in playground.available_methods(folder)
+
+
+def test_the_default_selection_shows_the_presets_own_run_at_the_seed_however_many_runs_are_newer(monkeypatch):
+    preset = json.loads(json.dumps(asdict(models.get("iizuka2016").PRESETS["smoke"]), default=str))
+
+    def run(name, key):
+        return playground.Method(name, "run", "iizuka2016", key, "", lambda: None, preset)
+
+    methods = {"gray": playground.Method("gray", "baseline", None, "built in", "", lambda: None),
+               "mean-ab": playground.Method("mean-ab", "baseline", None, "built in", "", lambda: None),
+               "own": run("own", "k-seed-0"), "newer": run("newer", "k-other-steps")}
+    keys = {0: "k-seed-0", 1: "k-seed-1"}
+    monkeypatch.setattr(playground, "preset_key", lambda model, profile, seed: keys[seed])
+    assert playground.default_selection(methods, "smoke", seed=0) == ["gray", "mean-ab", "own"]
+    assert playground.default_selection(methods, "smoke", seed=1) == ["gray", "mean-ab", "newer"]  # not here: newest
+    assert playground.default_selection(methods, "smoke") == ["gray", "mean-ab", "newer"]
+    monkeypatch.setattr(playground, "preset_key", lambda model, profile, seed: None)  # no dataset to key it by
+    assert playground.default_selection(methods, "smoke", seed=0) == ["gray", "mean-ab", "newer"]

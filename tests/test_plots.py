@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.colors import same_color
 from matplotlib.figure import Figure
 
 from colorlab import evaluation, plots, reports
@@ -165,3 +166,17 @@ def test_chengs_budget_draws_a_line_per_reference_set_and_one_through_the_pixels
     assert labels == ["sun8: more photos, 256 pixels each", "sun8: 480 photos, more pixels of each",
                       "miniplaces: more photos, 256 pixels each"]
     assert reports.save_figure(fig, "cheng", root=tmp_path).exists()
+
+
+def test_the_budget_curves_legend_names_a_line_only_a_later_model_has_and_no_line_is_target_red():
+    rows = [dict(model=m, recipe=r, width=w, dataset=d, cpu_minutes=c, psnr_vs_gray=0.1 * c, auc_vs_gray=0.001 * c,
+                 colorfulness_ratio=0.5)
+            for m, lines in (("a", [("paper", 0.25), ("adamw", 0.25), ("adamw", 0.5)]),
+                             ("b", [("paper", 0.25), ("adamw", 0.25), ("paper", 0.5)]))
+            for r, w in lines for d in ("set1", "set2") for c in (1.0, 3.0)]
+    fig = plots.budget_curve(pd.DataFrame(rows), "t", targets={"psnr_vs_gray": 0.5})
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["paper, width 0.25", "adamw, width 0.25", "adamw, width 0.5", "paper, width 0.5"]
+    colours = {line.get_color() for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() != ":"}
+    series = [c for c in colours if not same_color(c, "black")]
+    assert len(series) == 4 and not any(same_color(c, "tab:red") for c in series)

@@ -76,6 +76,14 @@ def test_each_readout_has_its_own_file_name():
     assert readout.Readout(shorter=64.0) == readout.Readout(shorter=64)  # one readout, one cache file
 
 
+def test_a_readouts_label_names_it_and_its_gain_reads_back_exactly():
+    assert readout.Readout(gain=1.5).label == "gain 1.5"
+    assert readout.Readout(gain=2.0, shorter=64).label == "gain 2 shorter 64"
+    assert readout.Readout(gain=1.0000001).label != readout.Readout().label  # not taken for the own colours
+    for g in (1.0, 1.25, 1.2345671, 1.0000001, 0.1 + 0.2):
+        assert float(readout.number(g)) == g and float(readout.Readout(gain=g).label.split()[1]) == g
+
+
 def test_a_readout_forwards_the_models_own_keywords():
     seen = {}
 

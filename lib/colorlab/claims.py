@@ -54,7 +54,7 @@ ABLATIONS = (
     Ablation("Zhang et al. loss", "full", "extension: Zhang et al.'s rebalanced ab classification colours better than MSE",
              "Zhang et al. 2016 sec. 3.1-3.2 (an extension, not in Iizuka et al.)", "iizuka2016"),
     # a readout of the same weights (colorlab.readout, notebook 10): an extension
-    Ablation(f"gain {readout.CLAIMED_GAIN:g}", "full",
+    Ablation(readout.Readout(gain=readout.CLAIMED_GAIN).label, "full",
              f"extension: the MSE readout's chrominance times {readout.CLAIMED_GAIN:g} colours better",
              "a readout of the trained net (colorlab.readout), not in Iizuka et al.", "iizuka2016"),
 )

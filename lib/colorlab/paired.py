@@ -173,11 +173,6 @@ def compare(model: str, profile: str, a: Variant, b: Variant, seeds: list[int], 
     })
 
 
-def _number(x: float) -> str:
-    """The shortest text that reads back as `x` (1.5, 2, 1.2345671), for labels and command lines."""
-    return f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
-
-
 def readouts(gains: list[float], shorter: list[int] | None = None) -> dict[str, readout.Readout]:
     """{label: readout}: every gain, and gain 1 (the runs' own colours, first), at the net's own scale and at each
     `shorter` scale (pixels of the photo's shorter side), so a scale's effect shows apart from a gain's."""
@@ -188,7 +183,7 @@ def readouts(gains: list[float], shorter: list[int] | None = None) -> dict[str, 
                 r = readout.Readout(gain=float(g), shorter=s)
             except (TypeError, ValueError) as err:
                 raise ColorlabError(f"bad readout (gain {g}, shorter {s}): {err}") from None
-            found.setdefault(f"gain {_number(r.gain)}" + ("" if r.shorter is None else f" shorter {r.shorter}"), r)
+            found.setdefault(r.label, r)
     return found
 
 
@@ -218,7 +213,7 @@ def sweep_readouts(model: str, profile: str, gains: list[float], seeds: list[int
         d["a_against_b"] = _direction(d)
     scales = sorted({r.shorter for r in found.values() if r.shorter is not None})
     flags = [f"--set {shlex.quote(f'{k}={v}')}" for k, v in common.items()]
-    flags += ["--gains"] + ([_number(g) for g in dict.fromkeys(float(g) for g in gains)] or ["1"])
+    flags += ["--gains"] + ([readout.number(g) for g in dict.fromkeys(float(g) for g in gains)] or ["1"])
     flags += ["--shorter"] + [str(s) for s in scales] if scales else []
     return _json_clean({
         "what": f"{model} at the {profile} profile" + (f" with {common}" if common else "") + f", seeds {list(seeds)}, "

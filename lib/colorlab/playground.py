@@ -278,16 +278,33 @@ def _is_preset(config: dict, model_name: str, profile: str) -> bool:
     return preset is not None and json.loads(json.dumps(asdict(preset), default=str)) == config  # as config.json has it
 
 
-def default_selection(methods: Mapping[str, Method], profile: str, include: tuple[str, ...] = ()) -> list[str]:
-    """What to show without asking: the baselines, `include` (e.g. the demo run), the newest run
-    of each other model trained with the profile's preset, and every weights file."""
+def preset_key(model_name: str, profile: str, seed: int) -> str | None:
+    """The run key of `model_name`'s `profile` preset at `seed`; None where it cannot be known here (the profile's
+    dataset is missing: a laptop without MiniPlaces)."""
+    from colorlab import experiments
+
+    try:
+        return experiments.recipe(model_name, profile, seed=seed, progress=False).key
+    except datasets.DatasetMissingError:
+        return None
+
+
+def default_selection(methods: Mapping[str, Method], profile: str, include: tuple[str, ...] = (),
+                      seed: int | None = None) -> list[str]:
+    """What to show without asking: the baselines, `include` (e.g. the demo run), one run of each other model
+    trained with the profile's preset, and every weights file. That run is the preset's own run at `seed` when it
+    is here (the same one however many other runs the store holds), else the newest run with the preset's network."""
     picked = [*BASELINES, *include]
     shown = {methods[n].model_name for n in include if n in methods}
-    newest = {}
+    chosen = {}
     for m in methods.values():  # runs are listed oldest first
         if m.kind == "run" and m.model_name not in shown and _is_preset(m.config, m.model_name, profile):
-            newest[m.model_name] = m.name
-    picked += [*newest.values(), *(m.name for m in methods.values() if m.kind == "file")]
+            chosen[m.model_name] = m.name
+    if seed is not None:
+        own = {m.source: m.name for m in methods.values() if m.kind == "run"}
+        for model_name in chosen:
+            chosen[model_name] = own.get(preset_key(model_name, profile, seed), chosen[model_name])
+    picked += [*chosen.values(), *(m.name for m in methods.values() if m.kind == "file")]
     return [name for name in dict.fromkeys(picked) if name in methods]
 
 

@@ -312,6 +312,15 @@ def ab_histogram(counts: np.ndarray, edges: np.ndarray, mark: tuple[float, float
     return fig
 
 
+def _legend_entries(axes) -> tuple[list, list[str]]:
+    """(handles, labels) of every labelled artist on any of `axes`, each label once, in the order first met."""
+    found = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(label, handle)
+    return list(found.values()), list(found)
+
+
 def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_vs_gray", "auc_vs_gray", "colorfulness_ratio"),
                  targets: Mapping[str, float] | None = None):
     """Quality against training CPU-minutes (log axis), one row per model, one axes per metric:
@@ -319,11 +328,13 @@ def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_
     baseline (0 for a difference from gray) and any target as horizontal lines."""
     plt = _pyplot()
     from matplotlib import ticker
+    from matplotlib.colors import same_color
     models = list(pd.unique(df["model"]))
     datasets = list(pd.unique(df["dataset"]))
     fig, axes = plt.subplots(len(models), len(metrics_), figsize=(3.6 * len(metrics_) + 1.0, 2.9 * len(models) + 1.0),
                              squeeze=False, layout="constrained")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # red draws the targets, so no line is red
+    colours = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if not same_color(c, "tab:red")]
     lines = list(dict.fromkeys((r.recipe, r.width) for r in df.itertuples()))
     for row, model in zip(axes, models):
         for ax, metric in zip(row, metrics_):
@@ -345,7 +356,7 @@ def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
             ax.set_title(model, fontsize=9)
             ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles, labels = _legend_entries(axes)  # a line that only a later model has is named too
     styles = ", ".join(f"{s} {d}" for d, s in zip(datasets, ("solid", "dashed", "dotted")))
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8,
                title=f"lines: {styles}; black: gray baseline (ratio 1 = the photos); red dotted: target", title_fontsize=8)

@@ -47,6 +47,11 @@ from colorlab.features import memo
 CLAIMED_GAIN = 1.5
 
 
+def number(x: float) -> str:
+    """The shortest text that reads back as `x` (1.5, 2, 1.2345671): readout labels and command lines."""
+    return f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
+
+
 @dataclass(frozen=True)
 class Readout:
     gain: float = 1.0  # chrominance multiplier; 1 = the model's own colours
@@ -63,6 +68,12 @@ class Readout:
     @property
     def is_identity(self) -> bool:
         return self.gain == 1.0 and self.shorter is None
+
+    @property
+    def label(self) -> str:
+        """This readout's name in tables, claims and records: "gain 1.5", "gain 1 shorter 64" (the gain as `number`
+        writes it, so a label reads back as its readout)."""
+        return f"gain {number(self.gain)}" + ("" if self.shorter is None else f" shorter {self.shorter}")
 
     @property
     def tag(self) -> str:
