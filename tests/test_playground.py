@@ -302,9 +302,9 @@ def test_the_default_selection_shows_the_presets_own_run_at_the_seed_however_man
                "mean-ab": playground.Method("mean-ab", "baseline", None, "built in", "", lambda: None),
                "own": run("own", "k-seed-0"), "newer": run("newer", "k-other-steps")}
     keys = {0: "k-seed-0", 1: "k-seed-1"}
-    monkeypatch.setattr(playground, "preset_key", lambda model, profile, seed: keys[seed])
+    monkeypatch.setattr(experiments, "preset_key", lambda model, profile, seed: keys[seed])
     assert playground.default_selection(methods, "smoke", seed=0) == ["gray", "mean-ab", "own"]
     assert playground.default_selection(methods, "smoke", seed=1) == ["gray", "mean-ab", "newer"]  # not here: newest
     assert playground.default_selection(methods, "smoke") == ["gray", "mean-ab", "newer"]
-    monkeypatch.setattr(playground, "preset_key", lambda model, profile, seed: None)  # no dataset to key it by
+    monkeypatch.setattr(experiments, "preset_key", lambda model, profile, seed: None)  # no dataset to key it by
     assert playground.default_selection(methods, "smoke", seed=0) == ["gray", "mean-ab", "newer"]

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from colorlab import baselines, color, images, metrics, models, plots, runs, settings
+from colorlab import baselines, color, experiments, images, metrics, models, plots, runs, settings, weights
 from colorlab import data as datasets
 from colorlab.commands import runs as run_table
 
@@ -278,17 +278,6 @@ def _is_preset(config: dict, model_name: str, profile: str) -> bool:
     return preset is not None and json.loads(json.dumps(asdict(preset), default=str)) == config  # as config.json has it
 
 
-def preset_key(model_name: str, profile: str, seed: int) -> str | None:
-    """The run key of `model_name`'s `profile` preset at `seed`; None where it cannot be known here (the profile's
-    dataset is missing: a laptop without MiniPlaces)."""
-    from colorlab import experiments
-
-    try:
-        return experiments.recipe(model_name, profile, seed=seed, progress=False).key
-    except datasets.DatasetMissingError:
-        return None
-
-
 def default_selection(methods: Mapping[str, Method], profile: str, include: tuple[str, ...] = (),
                       seed: int | None = None) -> list[str]:
     """What to show without asking: the baselines, `include` (e.g. the demo run), one run of each other model
@@ -303,7 +292,7 @@ def default_selection(methods: Mapping[str, Method], profile: str, include: tupl
     if seed is not None:
         own = {m.source: m.name for m in methods.values() if m.kind == "run"}
         for model_name in chosen:
-            chosen[model_name] = own.get(preset_key(model_name, profile, seed), chosen[model_name])
+            chosen[model_name] = own.get(experiments.preset_key(model_name, profile, seed), chosen[model_name])
     picked += [*chosen.values(), *(m.name for m in methods.values() if m.kind == "file")]
     return [name for name in dict.fromkeys(picked) if name in methods]
 
@@ -314,8 +303,6 @@ def demo_run(profile: str, seed: int = 0, model_name: str = "iizuka2016") -> run
     Without the profile's dataset (a student laptop with no MiniPlaces) the smoke preset is
     trained instead: seconds, on photos that ship with the Python packages.
     """
-    from colorlab import experiments
-
     try:
         return experiments.get(model_name, profile, seed=seed, progress=False)
     except datasets.DatasetMissingError as err:
@@ -329,8 +316,6 @@ def demo(profile: str, seed: int = 0, model_name: str = "iizuka2016", weights_di
     """The name (in `available_methods`) of the colorizer the lesson demonstrates, training only when
     nothing is there: the profile's run when it is already trained, else the shipped file of
     `model_name` in `weights_dir`, else `demo_run` (trains; the smoke preset without the dataset)."""
-    from colorlab import experiments, weights
-
     recipe = experiments.recipe(model_name, profile, seed=seed, progress=False)
     if runs.status(recipe)[1] == "trained":
         return method_name(runs.get(recipe, progress=False))

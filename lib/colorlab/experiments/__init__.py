@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from colorlab import models, processes, runs, train
+from colorlab.data import DatasetMissingError
 from colorlab.errors import ColorlabError
 from colorlab.profiles import DataSpec
 
@@ -166,6 +167,15 @@ def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg:
     found = exp.recipe(profile, model_cfg, train_cfg, progress=progress, data=data, val=val)
     found.command = command(name, profile, model_cfg, train_cfg) + _data_flags(data, val)
     return found
+
+
+def preset_key(name: str, profile: str, seed: int) -> str | None:
+    """The run key of model `name`'s `profile` preset at `seed`; None where it cannot be known here (the profile's
+    dataset is missing: a laptop without MiniPlaces)."""
+    try:
+        return recipe(name, profile, seed=seed, progress=False).key
+    except DatasetMissingError:
+        return None
 
 
 def get(name: str, profile: str = "cpu", *, progress: bool = True, resume: bool = True, model_cfg: Any = None,
