@@ -180,3 +180,13 @@ def test_the_budget_curves_legend_names_a_line_only_a_later_model_has_and_no_lin
     colours = {line.get_color() for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() != ":"}
     series = [c for c in colours if not same_color(c, "black")]
     assert len(series) == 4 and not any(same_color(c, "tab:red") for c in series)
+
+
+def test_the_vividness_figure_names_every_value_and_draws_none_in_the_targets_red():
+    rows = [dict(dataset=d, temperature=t, psnr_vs_gray=0.1 * t, colorfulness_ratio=0.5 + 0.1 * t)
+            for d, ts in (("set1", [0.1, 0.2, 0.3, 0.4]), ("set2", [0.1, 0.2, 0.3, 0.4, 0.5])) for t in ts]
+    fig = plots.vividness_tradeoff(pd.DataFrame(rows), "t")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [f"temperature {t:g}" for t in (0.1, 0.2, 0.3, 0.4, 0.5)]
+    faces = [c for ax in fig.axes for coll in ax.collections for c in coll.get_facecolor()
+             if not coll.get_label().startswith("_")]  # the labelled means
+    assert faces and not any(same_color(c, "tab:red") for c in faces)

@@ -139,7 +139,7 @@ def test_the_sweep_labels_each_readout_and_its_targets_group_by_it():
 def test_a_claim_can_pair_a_readout_with_the_same_runs():
     runs = [experiments.get("iizuka2016", "smoke", seed=0, progress=False)]
     s = study.load_eval_set("smoke", "val", 4)
-    name = f"gain {readout.CLAIMED_GAIN:g}"
+    name = readout.Readout(gain=readout.CLAIMED_GAIN).label
     table = claims.claims_on_each_set({"full": runs, name: runs}, "iizuka2016", [s],
                                       readouts={name: readout.Readout(gain=readout.CLAIMED_GAIN)})
     assert set(table["a"]) == {name} and set(table["b"]) == {"full"}

@@ -43,7 +43,7 @@ from colorlab.errors import ColorlabError
 SPLITS = {"miniplaces": "val", "kodak24": "all", "imagenet-sample": "all", "sun8": "test", "smoke": "val"}
 METRICS = ("psnr", "auc", "colorfulness_ratio")
 TOP1 = "scene top-1 (the run's validation)"
-OWN = "gain 1"  # a sweep's label of the runs' own colours (the identity readout), every readout's reference
+OWN = readout.Readout().label  # "gain 1": the runs' own colours (the identity readout), every readout's reference
 READING = ("each run key pins the code, configs and data (checksummed datasets) its run trained with; the commit is "
            "the checkout that assembled this record, cached runs and scores kept; weights also depend on the CPU and "
            "on each run's thread count, which keys do not hold")

@@ -312,6 +312,15 @@ def ab_histogram(counts: np.ndarray, edges: np.ndarray, mark: tuple[float, float
     return fig
 
 
+def _series_colours(plt, n: int) -> list:
+    """`n` colours of the style's cycle for a figure whose targets are drawn in red: red left out, repeated past
+    the cycle's end (no series is dropped)."""
+    from matplotlib.colors import same_color
+
+    cycle = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if not same_color(c, "tab:red")]
+    return [cycle[i % len(cycle)] for i in range(n)]
+
+
 def _legend_entries(axes) -> tuple[list, list[str]]:
     """(handles, labels) of every labelled artist on any of `axes`, each label once, in the order first met."""
     found = {}
@@ -328,14 +337,12 @@ def budget_curve(df: pd.DataFrame, title: str, metrics_: Sequence[str] = ("psnr_
     baseline (0 for a difference from gray) and any target as horizontal lines."""
     plt = _pyplot()
     from matplotlib import ticker
-    from matplotlib.colors import same_color
     models = list(pd.unique(df["model"]))
     datasets = list(pd.unique(df["dataset"]))
     fig, axes = plt.subplots(len(models), len(metrics_), figsize=(3.6 * len(metrics_) + 1.0, 2.9 * len(models) + 1.0),
                              squeeze=False, layout="constrained")
-    # red draws the targets, so no line is red
-    colours = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"] if not same_color(c, "tab:red")]
     lines = list(dict.fromkeys((r.recipe, r.width) for r in df.itertuples()))
+    colours = _series_colours(plt, len(lines))
     for row, model in zip(axes, models):
         for ax, metric in zip(row, metrics_):
             for (recipe, width), colour in zip(lines, colours):
@@ -372,8 +379,8 @@ def vividness_tradeoff(df: pd.DataFrame, title: str, label: str = "temperature",
     plt = _pyplot()
     datasets = list(pd.unique(df["dataset"]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets) + 0.5, 4.0), squeeze=False, layout="constrained")
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     values = list(pd.unique(df[label]))
+    colours = _series_colours(plt, len(values))  # red draws the target's corner
     for ax, dataset in zip(axes[0], datasets):
         for value, colour in zip(values, colours):
             sub = df[(df["dataset"] == dataset) & (df[label] == value)]
@@ -393,7 +400,7 @@ def vividness_tradeoff(df: pd.DataFrame, title: str, label: str = "temperature",
         ax.set_ylabel("colourfulness ratio (1 = the photos')")
         ax.set_title(dataset, fontsize=9)
         ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles, labels = _legend_entries(axes)
     fig.legend(handles, labels, loc="outside lower center", ncols=min(5, len(labels)), fontsize=8,
                title="small dots: one seed each; large: their mean; red corner: the target", title_fontsize=8)
     fig.suptitle(title, fontsize=10)

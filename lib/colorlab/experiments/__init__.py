@@ -170,8 +170,9 @@ def recipe(name: str, profile: str = "cpu", *, model_cfg: Any = None, train_cfg:
 
 
 def preset_key(name: str, profile: str, seed: int) -> str | None:
-    """The run key of model `name`'s `profile` preset at `seed`; None where it cannot be known here (the profile's
-    dataset is missing: a laptop without MiniPlaces)."""
+    """The run key of model `name`'s `profile` preset at `seed`; None where it cannot be known here (a model whose
+    key holds its data, Koalarization's embeddings, without the profile's dataset). Such a key is made from the
+    preset's decoded photos and embeddings: read from the cache, or made (minutes) when training it would make them."""
     try:
         return recipe(name, profile, seed=seed, progress=False).key
     except DatasetMissingError:
