@@ -308,3 +308,6 @@ def test_the_default_selection_shows_the_presets_own_run_at_the_seed_however_man
     assert playground.default_selection(methods, "smoke") == ["gray", "mean-ab", "newer"]
     monkeypatch.setattr(experiments, "preset_key", lambda model, profile, seed: None)  # no dataset to key it by
     assert playground.default_selection(methods, "smoke", seed=0) == ["gray", "mean-ab", "newer"]
+    monkeypatch.setattr(experiments, "preset_key", lambda model, profile, seed: pytest.fail("no choice to make"))
+    del methods["newer"]
+    assert playground.default_selection(methods, "smoke", seed=0) == ["gray", "mean-ab", "own"]

@@ -29,6 +29,7 @@ import json
 import tempfile
 import time
 import warnings
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
@@ -285,13 +286,14 @@ def default_selection(methods: Mapping[str, Method], profile: str, include: tupl
     is here (the same one however many other runs the store holds), else the newest run with the preset's network."""
     picked = [*BASELINES, *include]
     shown = {methods[n].model_name for n in include if n in methods}
-    chosen = {}
+    chosen, candidates = {}, Counter()
     for m in methods.values():  # runs are listed oldest first
         if m.kind == "run" and m.model_name not in shown and _is_preset(m.config, m.model_name, profile):
             chosen[m.model_name] = m.name
-    if seed is not None:
+            candidates[m.model_name] += 1
+    if seed is not None:  # a key is worked out only where there is a choice (Koalarization's may embed photos)
         own = {m.source: m.name for m in methods.values() if m.kind == "run"}
-        for model_name in chosen:
+        for model_name in [n for n in chosen if candidates[n] > 1]:
             chosen[model_name] = own.get(experiments.preset_key(model_name, profile, seed), chosen[model_name])
     picked += [*chosen.values(), *(m.name for m in methods.values() if m.kind == "file")]
     return [name for name in dict.fromkeys(picked) if name in methods]
